@@ -1,0 +1,19 @@
+"""The flask-smorest Blueprint every API module uses, with Backstage's request parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint as SmorestBlueprint
+
+from app.api.params import parser
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = parser
+
+
+def catalog() -> Any:
+    """The catalog services of the running app (see ``app.create_app``)."""
+    return current_app.extensions["catalog"]

@@ -1,0 +1,326 @@
+"""The processing engine: providers in, final entities out.
+
+One loop, safe to run in several processes against PostgreSQL: claim a batch of
+due entities (the claim pushes their next update out, so nobody else takes them),
+process them in memory, write all outcomes in one transaction that also queues the
+refs to stitch, then stitch queued refs in batches. Work is never lost on a crash:
+an unfinished claim comes due again, and the stitch queue lives in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from app.model import entity_ref
+from app.storage.database import Database
+from app.storage.tables import refresh_keys, refresh_state, refresh_state_references
+from entity_providers.base import (
+    DeferredEntity,
+    DeltaMutation,
+    EntityProvider,
+    FullMutation,
+    Mutation,
+    RemovedEntity,
+)
+
+from . import refresh_state as rs
+from .orchestrator import Orchestrator
+from .stitcher import claim_stitch_batch, stitch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineSettings:
+    #: (min, max) seconds before an entity is processed again; None: only on demand.
+    processing_interval: tuple[float, float] | None = (100.0, 150.0)
+    orphan_strategy: str = "keep"
+    batch_size: int = 500
+    stitch_batch_size: int = 2000
+    #: Idle sleep of the loop between polls for due work.
+    poll_interval: float = 0.2
+    orphan_cleanup_interval: float = 30.0
+
+
+@dataclass
+class EngineStats:
+    processed: int = 0
+    failed: int = 0
+    stitched: int = 0
+    last_error: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class ProviderConnection:
+    """What a provider holds: mutations and refreshes go straight to the database."""
+
+    def __init__(self, engine: CatalogEngine, provider_name: str):
+        self.engine = engine
+        self.provider_name = provider_name
+
+    def apply_mutation(self, mutation: Mutation) -> None:
+        self.engine.apply_mutation(self.provider_name, mutation)
+
+    def refresh(self, keys: list[str]) -> None:
+        self.engine.refresh_keys(keys)
+
+
+class CatalogEngine:
+    def __init__(
+        self,
+        db: Database,
+        orchestrator: Orchestrator,
+        providers: list[EntityProvider],
+        settings: EngineSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.db = db
+        self.orchestrator = orchestrator
+        self.providers = providers
+        self.settings = settings or EngineSettings()
+        self.clock = clock
+        self.stats = EngineStats()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._providers_connected = False
+        self._last_orphan_cleanup = 0.0
+        self._provider_schedule: dict[str, float] = {}
+
+    # -- providers -----------------------------------------------------------
+
+    def connect_providers(self) -> None:
+        for provider in self.providers:
+            provider.connect(ProviderConnection(self, provider.get_provider_name()))
+        self._providers_connected = True
+
+    def apply_mutation(self, source_key: str, mutation: Mutation) -> None:
+        now = self.clock()
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            stitch_refs: set[str] = set()
+            if isinstance(mutation, FullMutation):
+                items = self._unprocessed(mutation.entities)
+                upserted = rs.upsert_unprocessed(conn, items, now, source_key=source_key)
+                for conflict in upserted.conflicts:
+                    log.warning("Provider %s: %s", source_key, conflict)
+                _, removed = rs.replace_references(conn, upserted.accepted, source_key=source_key)
+                _, restitch = rs.delete_entities(conn, removed)
+                stitch_refs |= restitch
+            elif isinstance(mutation, DeltaMutation):
+                items = self._unprocessed(mutation.added)
+                upserted = rs.upsert_unprocessed(conn, items, now, source_key=source_key)
+                for conflict in upserted.conflicts:
+                    log.warning("Provider %s: %s", source_key, conflict)
+                current = {
+                    row[0]
+                    for row in conn.execute(
+                        select(refresh_state_references.c.target_entity_ref).where(
+                            refresh_state_references.c.source_key == source_key
+                        )
+                    )
+                }
+                removed_refs = {
+                    item.entity_ref if isinstance(item, RemovedEntity) else entity_ref(item.entity)
+                    for item in mutation.removed
+                }
+                wanted = (current | set(upserted.accepted)) - removed_refs
+                _, removed = rs.replace_references(conn, wanted, source_key=source_key)
+                _, restitch = rs.delete_entities(conn, removed)
+                stitch_refs |= restitch
+            rs.queue_stitch(self.db, conn, stitch_refs, now)
+        self._wake.set()
+
+    @staticmethod
+    def _unprocessed(entities: list[DeferredEntity]) -> list[rs.Unprocessed]:
+        by_ref: dict[str, rs.Unprocessed] = {}
+        for deferred in entities:
+            ref = entity_ref(deferred.entity)
+            by_ref[ref] = rs.Unprocessed(ref, deferred.entity, deferred.location_key)
+        return list(by_ref.values())
+
+    def refresh_keys(self, keys: list[str]) -> None:
+        """Make every entity that registered one of ``keys`` due now."""
+        now = self.clock()
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            ids = select(refresh_keys.c.entity_id).where(refresh_keys.c.key.in_(keys))
+            conn.execute(
+                refresh_state.update()
+                .where(refresh_state.c.entity_id.in_(ids))
+                .values(next_update_at=now)
+            )
+        self._wake.set()
+
+    def schedule_now(self, refs: list[str], force: bool = False) -> None:
+        """Make these entities due now; ``force`` also discards their result hash."""
+        now = self.clock()
+        values: dict[str, Any] = {"next_update_at": now}
+        if force:
+            values["result_hash"] = None
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            conn.execute(
+                refresh_state.update().where(refresh_state.c.entity_ref.in_(refs)).values(**values)
+            )
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------
+
+    def process_batch(self) -> int:
+        """Claim, process and write one batch; return the number of entities processed."""
+        now = self.clock()
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            claimed = rs.claim_due(
+                self.db, conn, self.settings.batch_size, now, self.settings.processing_interval
+            )
+        if not claimed:
+            return 0
+        results = []
+        for row in claimed:
+            outcome = self.orchestrator.process(row.unprocessed, row.cache)
+            if not outcome.ok:
+                self.stats.failed += 1
+                log.warning(
+                    "Processing of %s failed: %s",
+                    row.entity_ref,
+                    "; ".join(str(e) for e in outcome.errors),
+                )
+            elif outcome.errors:
+                log.warning(
+                    "Processing of %s reported: %s",
+                    row.entity_ref,
+                    "; ".join(str(e) for e in outcome.errors),
+                )
+            results.append((row, outcome))
+        now = self.clock()
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            to_stitch = rs.write_results(conn, results, now)
+            rs.queue_stitch(self.db, conn, to_stitch, now)
+        self.stats.processed += len(claimed)
+        return len(claimed)
+
+    def stitch_batch(self) -> int:
+        """Stitch one batch of queued refs; return how many refs were taken."""
+        now = self.clock()
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            refs = claim_stitch_batch(self.db, conn, self.settings.stitch_batch_size)
+            if refs:
+                self.stats.stitched += stitch(self.db, conn, refs, now)
+        return len(refs)
+
+    def cleanup_orphans(self) -> int:
+        """With ``orphanStrategy: delete``, remove entities no parent emits any more."""
+        if self.settings.orphan_strategy != "delete":
+            return 0
+        with self.db.write_lock, self.db.engine.begin() as conn:
+            referenced = select(refresh_state_references.c.target_entity_ref)
+            orphans = [
+                row[0]
+                for row in conn.execute(
+                    select(refresh_state.c.entity_ref).where(
+                        refresh_state.c.entity_ref.not_in(referenced)
+                    )
+                )
+            ]
+            if not orphans:
+                return 0
+            deleted, restitch = rs.delete_entities(conn, orphans)
+            rs.queue_stitch(self.db, conn, restitch, self.clock())
+        log.info("Deleted %d orphaned entities", len(deleted))
+        return len(deleted)
+
+    def run_once(self) -> int:
+        """One round of every duty; return the amount of work done."""
+        work = self.process_batch()
+        while True:
+            taken = self.stitch_batch()
+            work += taken
+            if taken < self.settings.stitch_batch_size:
+                break
+        now = self.clock()
+        if now - self._last_orphan_cleanup >= self.settings.orphan_cleanup_interval:
+            self._last_orphan_cleanup = now
+            work += self.cleanup_orphans()
+        self._run_scheduled_providers(now)
+        return work
+
+    def _run_scheduled_providers(self, now: float) -> None:
+        for provider in self.providers:
+            interval = provider.refresh_interval()
+            if interval is None:
+                continue
+            name = provider.get_provider_name()
+            due = self._provider_schedule.get(name, 0.0)
+            if now >= due:
+                self._provider_schedule[name] = now + interval
+                try:
+                    provider.run()
+                except Exception as exc:  # a broken source must not stop the loop
+                    log.exception("Provider %s failed: %s", name, exc)
+
+    def run_until_idle(self, timeout: float = 300.0) -> None:
+        """Process until nothing is due and nothing waits to be stitched (tests, CLI)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.run_once() == 0 and self.is_idle():
+                return
+        raise TimeoutError("The catalog did not settle in time")
+
+    def is_idle(self) -> bool:
+        with self.db.engine.connect() as conn:
+            unprocessed, queued = rs.count_pending(conn)
+            due = conn.execute(
+                select(refresh_state.c.entity_id)
+                .where(refresh_state.c.next_update_at <= self.clock())
+                .limit(1)
+            ).first()
+        return unprocessed == 0 and queued == 0 and due is None
+
+    def is_ready(self) -> tuple[bool, str]:
+        """Ready once every known entity was processed once and stitched."""
+        if not self._providers_connected:
+            return False, "entity providers are not connected yet"
+        with self.db.engine.connect() as conn:
+            unprocessed, queued = rs.count_pending(conn)
+        if unprocessed or queued:
+            return False, (
+                f"{unprocessed} entities not processed yet, {queued} waiting to be stitched"
+            )
+        return True, "ok"
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="catalog-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        if not self._providers_connected:
+            try:
+                self.connect_providers()
+            except Exception:
+                log.exception("Connecting entity providers failed")
+        while not self._stop.is_set():
+            try:
+                work = self.run_once()
+                self.stats.last_error = None
+            except Exception as exc:  # keep serving; the database may come back
+                log.exception("Processing loop error: %s", exc)
+                self.stats.last_error = str(exc)
+                work = 0
+                self._stop.wait(1.0)
+            if work == 0:
+                self._wake.wait(self.settings.poll_interval)
+                self._wake.clear()

@@ -1,0 +1,306 @@
+"""Processing one entity through the processors: pure, no database.
+
+The steps and their error messages follow Backstage's
+``DefaultCatalogProcessingOrchestrator``: envelope check, pre-process, policies,
+kind validation, post-process (where Location entities ask for their targets to
+be read), then the catalog rules on every emitted child. The engine persists the
+outcome; this module only computes it, which is what ``validate-entity`` and dry
+runs need too.
+
+Where we deliberately do better than Backstage: a disallowed child or an
+unreadable target fails only itself, not the whole Location. Children of a
+target that could not be read are reported in ``failed_locations`` so the engine
+keeps them as they were instead of orphaning them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import ConflictError, InputError, NotAllowedError, NotFoundError
+from app.model import (
+    apply_entity_policies,
+    entity_ref,
+    parse_location_ref,
+    stringify_location_ref,
+    validate_envelope,
+)
+from app.model.locations import location_entity_for
+from processors.base import (
+    DEFAULT_LOCATION_KEY,
+    CatalogProcessor,
+    Emitter,
+    EntityParser,
+    LocationSpec,
+    ProcessorCache,
+    overrides,
+)
+
+from .parsing import YamlParseError
+from .rules import RulesEnforcer
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_LOCATION = "backstage.io/managed-by-location"
+ANNOTATION_ORIGIN_LOCATION = "backstage.io/managed-by-origin-location"
+
+# Reads requested while reading (nested) stop here: a guard against cycles.
+MAX_READS_PER_ENTITY = 10_000
+
+
+@dataclass
+class ChildEntity:
+    ref: str
+    entity: dict[str, Any]
+    location_key: str | None
+
+
+@dataclass
+class ProcessingOutcome:
+    #: False when the entity itself failed: only its errors are to be stored.
+    ok: bool
+    entity: dict[str, Any] | None = None
+    relations: list[tuple[str, str, str]] = field(default_factory=list)
+    children: list[ChildEntity] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    refresh_keys: list[str] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
+    #: Location refs that could not be read; their previous children are kept.
+    failed_locations: set[str] = field(default_factory=set)
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        processors: list[CatalogProcessor],
+        parser: EntityParser,
+        rules: RulesEnforcer,
+    ):
+        ordered = sorted(processors, key=lambda p: p.priority)
+        self.processors = ordered
+        self.parser = parser
+        self.rules = rules
+        self._pre = [p for p in ordered if overrides(p, "pre_process_entity")]
+        self._validators = [p for p in ordered if overrides(p, "validate_entity_kind")]
+        self._post = [p for p in ordered if overrides(p, "post_process_entity")]
+        self._readers = [p for p in ordered if overrides(p, "read_location")]
+
+    def process(
+        self, unprocessed: dict[str, Any], previous_cache: dict[str, Any] | None = None
+    ) -> ProcessingOutcome:
+        emit = Emitter()
+        caches: dict[str, ProcessorCache] = {}
+        previous_cache = previous_cache or {}
+
+        def cache_for(processor: CatalogProcessor, suffix: str = "") -> ProcessorCache:
+            key = processor.get_processor_name() + (f"|{suffix}" if suffix else "")
+            if key not in caches:
+                caches[key] = ProcessorCache(previous_cache.get(key))
+            return caches[key]
+
+        try:
+            try:
+                validate_envelope(unprocessed)
+            except Exception as exc:
+                raise InputError(
+                    "Entity envelope failed validation before processing", cause=exc
+                ) from exc
+            entity = copy.deepcopy(unprocessed)
+            ref = entity_ref(entity)
+            annotations = (entity.get("metadata") or {}).get("annotations") or {}
+            location = _location_of(annotations.get(ANNOTATION_LOCATION), ref)
+            origin = _location_of(annotations.get(ANNOTATION_ORIGIN_LOCATION), ref)
+
+            for processor in self._pre:
+                try:
+                    entity = processor.pre_process_entity(
+                        entity, location, emit, origin, cache_for(processor)
+                    )
+                except Exception as exc:
+                    raise InputError(
+                        f"Processor {processor.get_processor_name()} threw an error "
+                        "while preprocessing",
+                        cause=exc,
+                    ) from exc
+
+            # Raises "Policy check failed for <ref>; caused by ..." itself.
+            entity = apply_entity_policies(entity)
+
+            if entity_ref(entity) != ref:
+                raise ConflictError(
+                    "Fatal: The entity kind, namespace, or name changed during processing"
+                )
+
+            valid = False
+            for processor in self._validators:
+                try:
+                    if processor.validate_entity_kind(entity):
+                        valid = True
+                        break
+                except Exception as exc:
+                    raise InputError(
+                        f"Processor {processor.get_processor_name()} threw an error while "
+                        f"validating the entity {ref}",
+                        cause=exc,
+                    ) from exc
+            if not valid:
+                raise InputError(
+                    f"No processor recognized the entity {ref} as valid, possibly caused by a "
+                    "foreign kind or apiVersion"
+                )
+
+            for processor in self._post:
+                try:
+                    entity = processor.post_process_entity(
+                        entity, location, emit, cache_for(processor)
+                    )
+                except Exception as exc:
+                    raise InputError(
+                        f"Processor {processor.get_processor_name()} threw an error "
+                        "while postprocessing",
+                        cause=exc,
+                    ) from exc
+
+            failed_locations = self._read_requested(emit, cache_for)
+        except Exception as exc:
+            return ProcessingOutcome(ok=False, errors=[e.error for e in emit.errors] + [exc])
+
+        errors: list[BaseException] = [e.error for e in emit.errors]
+        children = self._children(emit, entity, ref, origin, errors)
+        return ProcessingOutcome(
+            ok=True,
+            entity=entity,
+            relations=_unique_relations(emit),
+            children=children,
+            errors=errors,
+            refresh_keys=sorted(set(emit.refresh_keys)),
+            cache={key: c.collect() for key, c in caches.items() if c.collect()},
+            failed_locations=failed_locations,
+        )
+
+    def _read_requested(self, emit: Emitter, cache_for: Any) -> set[str]:
+        """Run the read_location processors on every location a processor asked for."""
+        failed: set[str] = set()
+        done = 0
+        while emit.reads:
+            spec = emit.reads.pop(0)
+            done += 1
+            if done > MAX_READS_PER_ENTITY:
+                emit.input_error(spec, f"Too many locations to read, stopped at {spec.ref}")
+                break
+            errors_before = len(emit.errors)
+            handled = False
+            for processor in self._readers:
+                try:
+                    handled = processor.read_location(
+                        spec,
+                        spec.optional,
+                        emit,
+                        self.parser,
+                        cache_for(processor, spec.target),
+                    )
+                except Exception as exc:
+                    emit.error(
+                        spec,
+                        InputError(
+                            f"Processor {processor.get_processor_name()} threw an error while "
+                            f"reading {spec.ref}",
+                            cause=exc,
+                        ),
+                    )
+                    handled = True
+                if handled:
+                    break
+            if not handled:
+                emit.input_error(spec, f"No processor was able to handle reading of {spec.ref}")
+            for emitted in emit.errors[errors_before:]:
+                if _means_unreadable(emitted.error):
+                    failed.add(emitted.location.ref if emitted.location else spec.ref)
+                    failed.add(spec.ref)
+        return failed
+
+    def _children(
+        self,
+        emit: Emitter,
+        parent: dict[str, Any],
+        parent_ref: str,
+        origin: LocationSpec,
+        errors: list[BaseException],
+    ) -> list[ChildEntity]:
+        parent_annotations = (parent.get("metadata") or {}).get("annotations") or {}
+        origin_ref = parent_annotations.get(ANNOTATION_ORIGIN_LOCATION) or origin.ref
+        by_ref: dict[str, ChildEntity] = {}
+
+        for emitted_location in emit.locations:
+            generated = location_entity_for(emitted_location.location, parent)
+            key = generated["metadata"]["annotations"][ANNOTATION_LOCATION]
+            by_ref[entity_ref(generated)] = ChildEntity(entity_ref(generated), generated, key)
+
+        for item in emit.entities:
+            child = item.entity
+            try:
+                validate_envelope(child)
+            except Exception as exc:
+                log.warning("Envelope validation failed at %s: %s", item.location.ref, exc)
+                errors.append(exc)
+                continue
+            location_ref = stringify_location_ref(item.location.type, item.location.target)
+            metadata = child.get("metadata")
+            annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+            if annotations is None or isinstance(annotations, dict):
+                child = {
+                    **child,
+                    "metadata": {
+                        **child["metadata"],
+                        "annotations": {
+                            **(annotations or {}),
+                            ANNOTATION_ORIGIN_LOCATION: origin_ref,
+                            ANNOTATION_LOCATION: location_ref,
+                        },
+                    },
+                }
+            ref = entity_ref(child)
+            if ref == parent_ref:
+                continue
+            if not self.rules.is_allowed(child, origin):
+                errors.append(
+                    _not_allowed(
+                        ref, location_ref, stringify_location_ref(origin.type, origin.target)
+                    )
+                )
+                continue
+            key = location_ref if item.location_key is DEFAULT_LOCATION_KEY else item.location_key
+            # The same entity twice from one parent: the later copy wins.
+            by_ref.pop(ref, None)
+            by_ref[ref] = ChildEntity(ref, child, key)
+        return list(by_ref.values())
+
+
+def _location_of(ref: Any, entity_ref_text: str) -> LocationSpec:
+    if not isinstance(ref, str) or not ref:
+        raise InputError(f"Entity '{entity_ref_text}' does not have a location")
+    location_type, target = parse_location_ref(ref)
+    return LocationSpec(location_type, target)
+
+
+def _means_unreadable(error: BaseException) -> bool:
+    return isinstance(error, NotFoundError | YamlParseError) or (
+        isinstance(error, InputError) and "threw an error while reading" in str(error)
+    )
+
+
+def _not_allowed(ref: str, location_ref: str, origin_ref: str) -> BaseException:
+    return NotAllowedError(
+        f"Entity {ref} at {location_ref}, originated at {origin_ref}, is not of an allowed "
+        "kind for that location"
+    )
+
+
+def _unique_relations(emit: Emitter) -> list[tuple[str, str, str]]:
+    seen: dict[tuple[str, str, str], None] = {}
+    for relation in emit.relations:
+        seen[(relation.source, relation.type, relation.target)] = None
+    return list(seen)

@@ -1,0 +1,531 @@
+"""The processing side of the database: what providers and processing write.
+
+Every operation is set-based: one statement per table per batch (chunked under the
+databases' bound-variable limits), never a round trip per entity. The functions
+take an open connection so callers decide the transaction; they return the
+entity refs whose final form may have changed, for the stitcher.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app import jsonutil
+from app.errors import ConflictError, serialize_error
+from app.storage.database import Database
+from app.storage.tables import (
+    final_entities,
+    refresh_keys,
+    refresh_state,
+    refresh_state_references,
+    relations,
+    search,
+    stitch_queue,
+)
+from app.storage.util import chunked
+
+from .orchestrator import ProcessingOutcome
+
+
+@dataclass
+class Claimed:
+    """A refresh_state row claimed for processing."""
+
+    entity_id: str
+    entity_ref: str
+    unprocessed: dict[str, Any]
+    result_hash: str | None
+    errors: str | None
+    cache: dict[str, Any]
+    processed_at: float | None
+    has_processed: bool
+
+
+@dataclass
+class Unprocessed:
+    """An entity offered by a provider or emitted by a parent, before processing."""
+
+    ref: str
+    entity: dict[str, Any]
+    location_key: str | None
+    hash: str = ""
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text:
+            self.text = jsonutil.dumps(self.entity)
+        if not self.hash:
+            self.hash = jsonutil.stable_hash(self.entity)
+
+
+@dataclass
+class UpsertResult:
+    accepted: list[str] = field(default_factory=list)
+    conflicts: list[BaseException] = field(default_factory=list)
+
+
+def insert_ignore(db: Database, table: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the current dialect."""
+    dialect = postgresql if db.is_postgres else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def queue_stitch(db: Database, conn: Connection, refs: Iterable[str], now: float) -> None:
+    rows = [{"entity_ref": ref, "queued_at": now} for ref in set(refs)]
+    for batch in chunked(rows):
+        conn.execute(insert_ignore(db, stitch_queue), batch)
+
+
+def _existing(conn: Connection, refs: Iterable[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for batch in chunked(sorted(set(refs))):
+        for row in conn.execute(
+            select(
+                refresh_state.c.entity_ref,
+                refresh_state.c.entity_id,
+                refresh_state.c.unprocessed_hash,
+                refresh_state.c.location_key,
+            ).where(refresh_state.c.entity_ref.in_(batch))
+        ):
+            found[row.entity_ref] = row
+    return found
+
+
+def _referenced_elsewhere(
+    conn: Connection, refs: list[str], source_key: str | None, source_ref: str | None
+) -> set[str]:
+    """Of ``refs``, those that some other source than the given one still references."""
+    result: set[str] = set()
+    for batch in chunked(refs):
+        query = select(refresh_state_references.c.target_entity_ref).where(
+            refresh_state_references.c.target_entity_ref.in_(batch)
+        )
+        if source_key is not None:
+            query = query.where(
+                (refresh_state_references.c.source_key.is_(None))
+                | (refresh_state_references.c.source_key != source_key)
+            )
+        else:
+            query = query.where(
+                (refresh_state_references.c.source_entity_ref.is_(None))
+                | (refresh_state_references.c.source_entity_ref != source_ref)
+            )
+        result.update(row[0] for row in conn.execute(query))
+    return result
+
+
+def upsert_unprocessed(
+    conn: Connection,
+    items: list[Unprocessed],
+    now: float,
+    *,
+    source_key: str | None = None,
+    source_ref: str | None = None,
+    existing: dict[str, Any] | None = None,
+) -> UpsertResult:
+    """Insert new entities and update changed ones, honouring location keys.
+
+    A row owned by another location key is left alone and reported as a conflict,
+    unless nothing else references it any more (the entity moved files), in which
+    case the newcomer takes it over.
+    """
+    result = UpsertResult()
+    if existing is None:
+        existing = _existing(conn, [item.ref for item in items])
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    contested: list[Unprocessed] = []
+    for item in items:
+        row = existing.get(item.ref)
+        if row is None:
+            inserts.append(
+                {
+                    "entity_id": str(uuid.uuid4()),
+                    "entity_ref": item.ref,
+                    "unprocessed_entity": item.text,
+                    "unprocessed_hash": item.hash,
+                    "location_key": item.location_key,
+                    "next_update_at": now,
+                    "last_discovery_at": now,
+                }
+            )
+            existing[item.ref] = None  # a duplicate later in the same batch is an update
+            result.accepted.append(item.ref)
+        elif row is not None and row.location_key not in (None, item.location_key):
+            contested.append(item)
+        else:
+            if row is None or row.unprocessed_hash != item.hash or row.location_key is None:
+                updates.append(_update_values(item, now))
+            result.accepted.append(item.ref)
+
+    if contested:
+        busy = _referenced_elsewhere(conn, [i.ref for i in contested], source_key, source_ref)
+        for item in contested:
+            if item.ref in busy:
+                owner = existing[item.ref].location_key
+                result.conflicts.append(
+                    ConflictError(
+                        f"Detected conflicting entityRef {item.ref} already referenced by "
+                        f"{owner} and now also {item.location_key}"
+                    )
+                )
+            else:
+                updates.append(_update_values(item, now))
+                result.accepted.append(item.ref)
+
+    for batch in chunked(inserts):
+        conn.execute(refresh_state.insert(), batch)
+    if updates:
+        conn.execute(
+            update(refresh_state)
+            .where(refresh_state.c.entity_ref == bindparam("b_ref"))
+            .values(
+                unprocessed_entity=bindparam("b_text"),
+                unprocessed_hash=bindparam("b_hash"),
+                location_key=bindparam("b_key"),
+                next_update_at=bindparam("b_now"),
+                last_discovery_at=bindparam("b_now"),
+            ),
+            updates,
+        )
+    return result
+
+
+def _update_values(item: Unprocessed, now: float) -> dict[str, Any]:
+    return {
+        "b_ref": item.ref,
+        "b_text": item.text,
+        "b_hash": item.hash,
+        "b_key": item.location_key,
+        "b_now": now,
+    }
+
+
+def replace_references(
+    conn: Connection,
+    targets: Iterable[str],
+    *,
+    source_key: str | None = None,
+    source_ref: str | None = None,
+) -> tuple[set[str], set[str]]:
+    """Make the source's references exactly ``targets``; return (added, removed)."""
+    column = (
+        refresh_state_references.c.source_key
+        if source_key is not None
+        else refresh_state_references.c.source_entity_ref
+    )
+    source = source_key if source_key is not None else source_ref
+    current = {
+        row[0]
+        for row in conn.execute(
+            select(refresh_state_references.c.target_entity_ref).where(column == source)
+        )
+    }
+    wanted = set(targets)
+    added = wanted - current
+    removed = current - wanted
+    for batch in chunked(sorted(removed)):
+        conn.execute(
+            delete(refresh_state_references).where(
+                and_(column == source, refresh_state_references.c.target_entity_ref.in_(batch))
+            )
+        )
+    rows = [
+        {"source_key": source_key, "source_entity_ref": source_ref, "target_entity_ref": ref}
+        for ref in sorted(added)
+    ]
+    for batch in chunked(rows):
+        conn.execute(refresh_state_references.insert(), batch)
+    return added, removed
+
+
+def delete_entities(conn: Connection, refs: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Delete the unreferenced ones among ``refs`` and, recursively, their orphaned children.
+
+    Returns (deleted refs, refs to re-stitch because relations to them went away).
+    """
+    refs = set(refs)
+    still_referenced = _referenced(conn, refs)
+    level = refs - still_referenced
+    deleted: set[str] = set()
+    restitch: set[str] = set()
+    while level:
+        ids: list[str] = []
+        for batch in chunked(sorted(level)):
+            ids.extend(
+                row[0]
+                for row in conn.execute(
+                    select(refresh_state.c.entity_id).where(refresh_state.c.entity_ref.in_(batch))
+                )
+            )
+        children: set[str] = set()
+        for batch in chunked(sorted(level)):
+            children.update(
+                row[0]
+                for row in conn.execute(
+                    select(refresh_state_references.c.target_entity_ref).where(
+                        refresh_state_references.c.source_entity_ref.in_(batch)
+                    )
+                )
+            )
+            conn.execute(
+                delete(refresh_state_references).where(
+                    refresh_state_references.c.source_entity_ref.in_(batch)
+                )
+            )
+            conn.execute(
+                delete(refresh_state_references).where(
+                    refresh_state_references.c.target_entity_ref.in_(batch)
+                )
+            )
+        for batch in chunked(ids):
+            restitch.update(
+                row[0]
+                for row in conn.execute(
+                    select(relations.c.source_entity_ref)
+                    .where(relations.c.originating_entity_id.in_(batch))
+                    .distinct()
+                )
+            )
+            conn.execute(delete(relations).where(relations.c.originating_entity_id.in_(batch)))
+            conn.execute(delete(refresh_keys).where(refresh_keys.c.entity_id.in_(batch)))
+            conn.execute(delete(search).where(search.c.entity_id.in_(batch)))
+            conn.execute(delete(final_entities).where(final_entities.c.entity_id.in_(batch)))
+            conn.execute(delete(refresh_state).where(refresh_state.c.entity_id.in_(batch)))
+        deleted |= level
+        # Children nothing else references go too; the others just lose a parent.
+        level = children - deleted - _referenced(conn, children)
+        restitch |= children
+    return deleted, restitch - deleted
+
+
+def _referenced(conn: Connection, refs: set[str]) -> set[str]:
+    result: set[str] = set()
+    for batch in chunked(sorted(refs)):
+        result.update(
+            row[0]
+            for row in conn.execute(
+                select(refresh_state_references.c.target_entity_ref)
+                .where(refresh_state_references.c.target_entity_ref.in_(batch))
+                .distinct()
+            )
+        )
+    return result
+
+
+def claim_due(
+    db: Database,
+    conn: Connection,
+    limit: int,
+    now: float,
+    interval: tuple[float, float] | None,
+) -> list[Claimed]:
+    """Claim up to ``limit`` due rows by pushing their next update out by the interval."""
+    query = (
+        select(
+            refresh_state.c.entity_id,
+            refresh_state.c.entity_ref,
+            refresh_state.c.unprocessed_entity,
+            refresh_state.c.result_hash,
+            refresh_state.c.errors,
+            refresh_state.c.cache,
+            refresh_state.c.processed_at,
+            refresh_state.c.processed_entity.is_not(None).label("has_processed"),
+        )
+        .where(refresh_state.c.next_update_at <= now)
+        .order_by(refresh_state.c.next_update_at)
+        .limit(limit)
+    )
+    if db.is_postgres:
+        query = query.with_for_update(skip_locked=True, of=refresh_state)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    low, high = interval if interval is not None else (10**9, 10**9)
+    conn.execute(
+        update(refresh_state)
+        .where(refresh_state.c.entity_id == bindparam("b_id"))
+        .values(next_update_at=bindparam("b_next")),
+        [{"b_id": row.entity_id, "b_next": now + random.uniform(low, high)} for row in rows],
+    )
+    return [
+        Claimed(
+            entity_id=row.entity_id,
+            entity_ref=row.entity_ref,
+            unprocessed=jsonutil.loads(row.unprocessed_entity),
+            result_hash=row.result_hash,
+            errors=row.errors,
+            cache=jsonutil.loads(row.cache) if row.cache else {},
+            processed_at=row.processed_at,
+            has_processed=bool(row.has_processed),
+        )
+        for row in rows
+    ]
+
+
+def result_hash_of(outcome: ProcessingOutcome, children: list[Unprocessed]) -> str:
+    return jsonutil.stable_hash(
+        {
+            "entity": outcome.entity,
+            "relations": sorted(outcome.relations),
+            "children": [(c.ref, c.hash, c.location_key) for c in children],
+            "errors": [serialize_error(e) for e in outcome.errors],
+            "refreshKeys": outcome.refresh_keys,
+            "failed": sorted(outcome.failed_locations),
+            "cache": outcome.cache,
+        }
+    )
+
+
+def write_results(
+    conn: Connection, results: list[tuple[Claimed, ProcessingOutcome]], now: float
+) -> set[str]:
+    """Persist a batch of processing outcomes; return the refs to stitch."""
+    stitch: set[str] = set()
+    processed_marks: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    changed: list[tuple[Claimed, ProcessingOutcome, list[Unprocessed], str]] = []
+
+    for claimed, outcome in results:
+        if not outcome.ok:
+            errors_text = jsonutil.dumps([serialize_error(e) for e in outcome.errors])
+            if errors_text != claimed.errors or claimed.processed_at is None:
+                failures.append({"b_id": claimed.entity_id, "b_errors": errors_text, "b_now": now})
+                if claimed.has_processed:
+                    stitch.add(claimed.entity_ref)
+            continue
+        children = [Unprocessed(c.ref, c.entity, c.location_key) for c in outcome.children]
+        digest = result_hash_of(outcome, children)
+        if digest == claimed.result_hash:
+            if claimed.processed_at is None:
+                processed_marks.append({"b_id": claimed.entity_id, "b_now": now})
+            continue
+        changed.append((claimed, outcome, children, digest))
+
+    if failures:
+        conn.execute(
+            update(refresh_state)
+            .where(refresh_state.c.entity_id == bindparam("b_id"))
+            .values(errors=bindparam("b_errors"), processed_at=bindparam("b_now")),
+            failures,
+        )
+    if processed_marks:
+        conn.execute(
+            update(refresh_state)
+            .where(refresh_state.c.entity_id == bindparam("b_id"))
+            .values(processed_at=bindparam("b_now")),
+            processed_marks,
+        )
+    if not changed:
+        return stitch
+
+    ids = [claimed.entity_id for claimed, _, _, _ in changed]
+    for batch in chunked(ids):
+        stitch.update(
+            row[0]
+            for row in conn.execute(
+                select(relations.c.source_entity_ref)
+                .where(relations.c.originating_entity_id.in_(batch))
+                .distinct()
+            )
+        )
+        conn.execute(delete(relations).where(relations.c.originating_entity_id.in_(batch)))
+        conn.execute(delete(refresh_keys).where(refresh_keys.c.entity_id.in_(batch)))
+
+    relation_rows: list[dict[str, Any]] = []
+    key_rows: list[dict[str, Any]] = []
+    for claimed, outcome, _, _ in changed:
+        stitch.add(claimed.entity_ref)
+        for source, relation_type, target in outcome.relations:
+            relation_rows.append(
+                {
+                    "originating_entity_id": claimed.entity_id,
+                    "source_entity_ref": source,
+                    "type": relation_type,
+                    "target_entity_ref": target,
+                }
+            )
+            stitch.add(source)
+        for key in outcome.refresh_keys:
+            key_rows.append({"entity_id": claimed.entity_id, "key": key})
+    for rows in chunked(relation_rows):
+        conn.execute(relations.insert(), rows)
+    for rows in chunked(key_rows):
+        conn.execute(refresh_keys.insert(), rows)
+
+    # Children of the whole batch: one lookup, then an upsert per parent (for conflicts).
+    all_children = [child for _, _, children, _ in changed for child in children]
+    existing = _existing(conn, [child.ref for child in all_children]) if all_children else {}
+    updates: list[dict[str, Any]] = []
+    for claimed, outcome, children, digest in changed:
+        errors = list(outcome.errors)
+        if children or claimed.has_processed:
+            upserted = upsert_unprocessed(
+                conn, children, now, source_ref=claimed.entity_ref, existing=existing
+            )
+            errors.extend(upserted.conflicts)
+            targets = set(upserted.accepted)
+            if outcome.failed_locations:
+                targets |= _children_from(conn, claimed.entity_ref, outcome.failed_locations)
+            added, removed = replace_references(conn, targets, source_ref=claimed.entity_ref)
+            # Adopted or abandoned children change their orphan status.
+            stitch |= added | removed
+        updates.append(
+            {
+                "b_id": claimed.entity_id,
+                "b_entity": jsonutil.dumps(outcome.entity),
+                "b_hash": digest,
+                "b_errors": jsonutil.dumps([serialize_error(e) for e in errors])
+                if errors
+                else None,
+                "b_cache": jsonutil.dumps(outcome.cache) if outcome.cache else None,
+                "b_now": now,
+            }
+        )
+    conn.execute(
+        update(refresh_state)
+        .where(refresh_state.c.entity_id == bindparam("b_id"))
+        .values(
+            processed_entity=bindparam("b_entity"),
+            result_hash=bindparam("b_hash"),
+            errors=bindparam("b_errors"),
+            cache=bindparam("b_cache"),
+            processed_at=bindparam("b_now"),
+        ),
+        updates,
+    )
+    return stitch
+
+
+def _children_from(conn: Connection, parent_ref: str, location_keys: set[str]) -> set[str]:
+    """The current children of ``parent_ref`` that came from the given locations."""
+    query = (
+        select(refresh_state.c.entity_ref)
+        .select_from(
+            refresh_state_references.join(
+                refresh_state,
+                refresh_state.c.entity_ref == refresh_state_references.c.target_entity_ref,
+            )
+        )
+        .where(refresh_state_references.c.source_entity_ref == parent_ref)
+        .where(refresh_state.c.location_key.in_(sorted(location_keys)))
+    )
+    return {row[0] for row in conn.execute(query)}
+
+
+def count_pending(conn: Connection) -> tuple[int, int]:
+    """(entities never processed yet, entities waiting to be stitched)."""
+    unprocessed = conn.execute(
+        select(func.count())
+        .select_from(refresh_state)
+        .where(refresh_state.c.processed_at.is_(None))
+    ).scalar_one()
+    queued = conn.execute(select(func.count()).select_from(stitch_queue)).scalar_one()
+    return int(unprocessed), int(queued)

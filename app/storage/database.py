@@ -1,0 +1,96 @@
+"""Connecting to the catalog database and bringing its schema up to date.
+
+SQLite is the embedded default (one file, WAL mode so reads never wait for the
+processing loop); PostgreSQL is the production database, and the one several
+processes can share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Serialises SQLite writers inside one process: SQLite allows one writer at a time,
+# and waiting on a Python lock is cheaper and fairer than on SQLITE_BUSY retries.
+_sqlite_write_locks: dict[str, threading.RLock] = {}
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` and pick the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+class Database:
+    """An engine plus what the rest of the code needs to know about its dialect."""
+
+    def __init__(self, url: str, *, pool_size: int = 5):
+        self.url = normalise_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
+        self.is_postgres = self.dialect == "postgresql"
+        if self.is_sqlite:
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                self.url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # pysqlite's own transaction handling defers BEGIN until the first write,
+            # which breaks read-then-write atomicity; take control of it.
+            event.listen(self.engine, "begin", _sqlite_begin)
+            self.write_lock = _sqlite_write_locks.setdefault(
+                os.path.abspath(database) if database else ":memory:", threading.RLock()
+            )
+        else:
+            self.engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self.write_lock = threading.RLock()
+
+    def migrate(self) -> None:
+        """Run Alembic migrations to head (under an advisory lock on PostgreSQL)."""
+        cfg = AlembicConfig(str(MIGRATIONS_DIR / "alembic.ini"))
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.begin() as conn:
+            if self.is_postgres:
+                # Several instances may start at once; one migrates, the others wait.
+                conn.execute(text("SELECT pg_advisory_xact_lock(7007001)"))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # Autocommit at the driver level; SQLAlchemy's "begin" event issues BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN")

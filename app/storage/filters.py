@@ -1,0 +1,106 @@
+"""Entity filters as a small tree, and their translation to SQL over ``search``.
+
+Both of Backstage's filter languages (the legacy ``filter=`` strings and the
+``FilterPredicate`` JSON) parse into this tree, so there is one SQL translation.
+Every leaf becomes ``entity_id IN (SELECT entity_id FROM search WHERE key = ...)``,
+which the ``(key, value)`` index answers directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
+
+from app.storage.tables import search
+
+
+@dataclass(frozen=True)
+class FieldIn:
+    """``key`` has one of ``values`` (already lowercased); ``None`` means "exists"."""
+
+    key: str
+    values: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class FieldPrefix:
+    key: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Not:
+    inner: Filter
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Filter, ...]
+
+
+Filter = FieldIn | FieldPrefix | Not | AllOf | AnyOf
+
+MATCH_ALL: Filter = AllOf(())
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def to_sql(node: Filter, entity_id_column: Any) -> ColumnElement[bool]:
+    """The condition that ``entity_id_column`` satisfies ``node``."""
+    if isinstance(node, FieldIn):
+        sub = select(search.c.entity_id).where(search.c.key == node.key)
+        if node.values is not None:
+            if len(node.values) == 1:
+                sub = sub.where(search.c.value == node.values[0])
+            else:
+                sub = sub.where(search.c.value.in_(node.values))
+        return entity_id_column.in_(sub)
+    if isinstance(node, FieldPrefix):
+        sub = select(search.c.entity_id).where(
+            search.c.key == node.key,
+            search.c.value.like(_escape_like(node.prefix) + "%", escape="\\"),
+        )
+        return entity_id_column.in_(sub)
+    if isinstance(node, Not):
+        return not_(to_sql(node.inner, entity_id_column))
+    if isinstance(node, AllOf):
+        if not node.items:
+            return true()
+        return and_(*(to_sql(item, entity_id_column) for item in node.items))
+    if isinstance(node, AnyOf):
+        if not node.items:
+            return false()
+        return or_(*(to_sql(item, entity_id_column) for item in node.items))
+    raise TypeError(f"Unknown filter node {node!r}")
+
+
+def is_match_all(node: Filter | None) -> bool:
+    return node is None or (isinstance(node, AllOf) and not node.items)
+
+
+def to_predicate(node: Filter) -> dict[str, Any]:
+    """The same filter as Backstage ``FilterPredicate`` JSON (used inside cursors)."""
+    if isinstance(node, FieldIn):
+        if node.values is None:
+            return {node.key: {"$exists": True}}
+        if len(node.values) == 1:
+            return {node.key: node.values[0]}
+        return {node.key: {"$in": list(node.values)}}
+    if isinstance(node, FieldPrefix):
+        return {node.key: {"$hasPrefix": node.prefix}}
+    if isinstance(node, Not):
+        return {"$not": to_predicate(node.inner)}
+    if isinstance(node, AllOf):
+        return {"$all": [to_predicate(item) for item in node.items]}
+    if isinstance(node, AnyOf):
+        return {"$any": [to_predicate(item) for item in node.items]}
+    raise TypeError(f"Unknown filter node {node!r}")
