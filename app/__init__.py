@@ -43,6 +43,7 @@ def create_app(
     app.extensions["catalog"] = catalog
 
     api = Api(app, spec_kwargs={"info": {"description": __doc__}})
+    app.extensions["openapi"] = api
     for module in (entities, facets, health):
         api.register_blueprint(module.blp)
     register_error_handlers(app)

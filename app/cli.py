@@ -88,6 +88,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmark(args)
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from app.openapi import SPEC_PATH, generate_spec, render_spec
+
+    text = render_spec(generate_spec())
+    if args.write:
+        SPEC_PATH.parent.mkdir(parents=True, exist_ok=True)
+        SPEC_PATH.write_text(text)
+        print(f"wrote {SPEC_PATH}")
+    elif args.check:
+        if not SPEC_PATH.exists() or SPEC_PATH.read_text() != text:
+            print(f"{SPEC_PATH} is out of date: run 'catalog openapi --write'", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="catalog", description="A Backstage-compatible software catalog"
@@ -116,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--requests", type=int, default=200, help="requests per query kind")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     bench.set_defaults(func=cmd_bench)
+
+    openapi = sub.add_parser("openapi", help="print, write or check the OpenAPI spec")
+    mode = openapi.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write openapi/openapi.yaml")
+    mode.add_argument("--check", action="store_true", help="fail if openapi/openapi.yaml is stale")
+    openapi.set_defaults(func=cmd_openapi)
     return parser
 
 
@@ -127,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic announces every plugin it sets up; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
