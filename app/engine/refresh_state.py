@@ -31,6 +31,7 @@ from app.storage.tables import (
 )
 from app.storage.util import chunked
 
+from .changes import record_changes
 from .orchestrator import ProcessingOutcome
 
 
@@ -300,6 +301,7 @@ def delete_entities(conn: Connection, refs: Iterable[str]) -> tuple[set[str], se
             conn.execute(delete(final_entities).where(final_entities.c.entity_id.in_(batch)))
             conn.execute(delete(refresh_state).where(refresh_state.c.entity_id.in_(batch)))
         deleted |= level
+        record_changes(conn, level)
         # Children nothing else references go too; the others just lose a parent.
         level = children - deleted - _referenced(conn, children)
         restitch |= children

@@ -20,7 +20,6 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 from app import jsonutil
 from app.storage.database import Database
 from app.storage.tables import (
-    catalog_state,
     final_entities,
     refresh_state,
     refresh_state_references,
@@ -30,7 +29,7 @@ from app.storage.tables import (
 )
 from app.storage.util import chunked
 
-from .refresh_state import insert_ignore
+from .changes import record_changes
 from .search_index import build_search_rows
 
 log = logging.getLogger(__name__)
@@ -160,6 +159,7 @@ def stitch(db: Database, conn: Connection, refs: list[str], now: float) -> int:
     updates: list[dict[str, Any]] = []
     search_rows: list[dict[str, Any]] = []
     changed_ids: list[str] = []
+    changed_refs: list[str] = []
     failed: list[tuple[StitchSource, BaseException]] = []
     for source in sources:
         final = build_final_entity(source)
@@ -181,6 +181,7 @@ def stitch(db: Database, conn: Connection, refs: list[str], now: float) -> int:
         }
         (updates if source.entity_id in previous else inserts).append(values)
         changed_ids.append(source.entity_id)
+        changed_refs.append(source.entity_ref)
         search_rows.extend(
             {"entity_id": source.entity_id, "key": key, "value": value, "original_value": original}
             for key, value, original in rows
@@ -217,31 +218,20 @@ def stitch(db: Database, conn: Connection, refs: list[str], now: float) -> int:
     # Entities that lost their good version (or their row) disappear from reads.
     gone = [ref for ref in missing if ref]
     for batch in chunked(gone):
-        ids_gone = [
-            row[0]
-            for row in conn.execute(
-                select(final_entities.c.entity_id).where(final_entities.c.entity_ref.in_(batch))
+        gone_rows = conn.execute(
+            select(final_entities.c.entity_id, final_entities.c.entity_ref).where(
+                final_entities.c.entity_ref.in_(batch)
             )
-        ]
-        if ids_gone:
+        ).all()
+        if gone_rows:
+            ids_gone = [row.entity_id for row in gone_rows]
             conn.execute(delete(search).where(search.c.entity_id.in_(ids_gone)))
             conn.execute(delete(final_entities).where(final_entities.c.entity_id.in_(ids_gone)))
             changed_ids.extend(ids_gone)
+            changed_refs.extend(row.entity_ref for row in gone_rows)
 
-    if changed_ids:
-        bump_generation(db, conn)
+    record_changes(conn, changed_refs)
     return len(changed_ids)
-
-
-def bump_generation(db: Database, conn: Connection) -> None:
-    """Advance the catalog generation that read models (the graph) poll."""
-    result = conn.execute(
-        update(catalog_state)
-        .where(catalog_state.c.key == "generation")
-        .values(value=catalog_state.c.value + 1)
-    )
-    if result.rowcount == 0:
-        conn.execute(insert_ignore(db, catalog_state), [{"key": "generation", "value": 1}])
 
 
 def claim_stitch_batch(db: Database, conn: Connection, limit: int) -> list[str]:

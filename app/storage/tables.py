@@ -133,3 +133,14 @@ catalog_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Integer, nullable=False),
 )
+
+# Which final entities changed (written or deleted) at which generation, so read
+# models such as the graph catch up incrementally instead of rebuilding.
+entity_changes = Table(
+    "entity_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("generation", Integer, nullable=False),
+    Column("entity_ref", Text, nullable=False),
+    Index("entity_changes_generation_idx", "generation"),
+)

@@ -106,15 +106,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("type", "target", name="locations_type_target_key"),
     )
 
-    op.create_table(
+    catalog_state = op.create_table(
         "catalog_state",
         sa.Column("key", sa.String(64), primary_key=True),
         sa.Column("value", sa.Integer, nullable=False),
     )
+    op.bulk_insert(catalog_state, [{"key": "generation", "value": 0}])
+
+    op.create_table(
+        "entity_changes",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("generation", sa.Integer, nullable=False),
+        sa.Column("entity_ref", sa.Text, nullable=False),
+    )
+    op.create_index("entity_changes_generation_idx", "entity_changes", ["generation"])
 
 
 def downgrade() -> None:
     for table in (
+        "entity_changes",
         "catalog_state",
         "locations",
         "stitch_queue",
