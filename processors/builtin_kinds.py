@@ -2,7 +2,9 @@
 
 Validation uses Backstage's own JSON schemas (``app.model.kinds``); relations come
 from the spec fields in REFERENCE section 4.5 (``app.model.relations``), both
-directions. Relation-carrying spec arrays are stored sorted, as Backstage does.
+directions, for every kind that has them (Template's owner included, whichever
+processor validated it). Relation-carrying spec arrays are stored sorted, as
+Backstage does.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class BuiltinKindsEntityProcessor(CatalogProcessor):
     name = "BuiltinKindsEntityProcessor"
 
     def validate_entity_kind(self, entity: dict[str, Any]) -> bool:
-        return validate_entity_kind(entity)
+        return validate_entity_kind(entity, processor=self.name)
 
     def post_process_entity(
         self, entity: dict[str, Any], location: LocationSpec, emit: Emitter, cache: ProcessorCache
