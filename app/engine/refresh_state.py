@@ -84,18 +84,25 @@ def queue_stitch(db: Database, conn: Connection, refs: Iterable[str], now: float
         conn.execute(insert_ignore(db, stitch_queue), batch)
 
 
-def _existing(conn: Connection, refs: Iterable[str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+@dataclass
+class _Known:
+    """What an upsert needs to know of an existing row; kept current within a batch."""
+
+    location_key: str | None
+    unprocessed_hash: str
+
+
+def _existing(conn: Connection, refs: Iterable[str]) -> dict[str, _Known]:
+    found: dict[str, _Known] = {}
     for batch in chunked(sorted(set(refs))):
         for row in conn.execute(
             select(
                 refresh_state.c.entity_ref,
-                refresh_state.c.entity_id,
                 refresh_state.c.unprocessed_hash,
                 refresh_state.c.location_key,
             ).where(refresh_state.c.entity_ref.in_(batch))
         ):
-            found[row.entity_ref] = row
+            found[row.entity_ref] = _Known(row.location_key, row.unprocessed_hash)
     return found
 
 
@@ -129,13 +136,14 @@ def upsert_unprocessed(
     *,
     source_key: str | None = None,
     source_ref: str | None = None,
-    existing: dict[str, Any] | None = None,
+    existing: dict[str, _Known] | None = None,
 ) -> UpsertResult:
     """Insert new entities and update changed ones, honouring location keys.
 
     A row owned by another location key is left alone and reported as a conflict,
     unless nothing else references it any more (the entity moved files), in which
-    case the newcomer takes it over.
+    case the newcomer takes it over. ``existing`` may be shared by several calls in
+    one transaction; it is kept in step with what each call writes.
     """
     result = UpsertResult()
     if existing is None:
@@ -157,13 +165,16 @@ def upsert_unprocessed(
                     "last_discovery_at": now,
                 }
             )
-            existing[item.ref] = None  # a duplicate later in the same batch is an update
+            # A later parent in the same batch that emits this ref must see the new row
+            # (and its location key), or it would insert the ref a second time.
+            existing[item.ref] = _Known(item.location_key, item.hash)
             result.accepted.append(item.ref)
-        elif row is not None and row.location_key not in (None, item.location_key):
+        elif row.location_key not in (None, item.location_key):
             contested.append(item)
         else:
-            if row is None or row.unprocessed_hash != item.hash or row.location_key is None:
+            if row.unprocessed_hash != item.hash or row.location_key != item.location_key:
                 updates.append(_update_values(item, now))
+                existing[item.ref] = _Known(item.location_key, item.hash)
             result.accepted.append(item.ref)
 
     if contested:
@@ -179,6 +190,7 @@ def upsert_unprocessed(
                 )
             else:
                 updates.append(_update_values(item, now))
+                existing[item.ref] = _Known(item.location_key, item.hash)
                 result.accepted.append(item.ref)
 
     for batch in chunked(inserts):
