@@ -103,7 +103,7 @@ class CatalogEngine:
 
     def apply_mutation(self, source_key: str, mutation: Mutation) -> None:
         now = self.clock()
-        with self.db.write_lock, self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             stitch_refs: set[str] = set()
             if isinstance(mutation, FullMutation):
                 items = self._unprocessed(mutation.entities)
@@ -148,7 +148,7 @@ class CatalogEngine:
     def refresh_keys(self, keys: list[str]) -> None:
         """Make every entity that registered one of ``keys`` due now."""
         now = self.clock()
-        with self.db.write_lock, self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             ids = select(refresh_keys.c.entity_id).where(refresh_keys.c.key.in_(keys))
             conn.execute(
                 refresh_state.update()
@@ -163,7 +163,7 @@ class CatalogEngine:
         values: dict[str, Any] = {"next_update_at": now}
         if force:
             values["result_hash"] = None
-        with self.db.write_lock, self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 refresh_state.update().where(refresh_state.c.entity_ref.in_(refs)).values(**values)
             )
@@ -174,7 +174,7 @@ class CatalogEngine:
     def process_batch(self) -> int:
         """Claim, process and write one batch; return the number of entities processed."""
         now = self.clock()
-        with self.db.write_lock, self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             claimed = rs.claim_due(
                 self.db, conn, self.settings.batch_size, now, self.settings.processing_interval
             )
@@ -198,7 +198,7 @@ class CatalogEngine:
                 )
             results.append((row, outcome))
         now = self.clock()
-        with self.db.write_lock, self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             to_stitch = rs.write_results(conn, results, now)
             rs.queue_stitch(self.db, conn, to_stitch, now)
         self.stats.processed += len(claimed)
@@ -207,7 +207,7 @@ class CatalogEngine:
     def stitch_batch(self) -> int:
         """Stitch one batch of queued refs; return how many refs were taken."""
         now = self.clock()
-        with self.db.write_lock, self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             refs = claim_stitch_batch(self.db, conn, self.settings.stitch_batch_size)
             if refs:
                 self.stats.stitched += stitch(self.db, conn, refs, now)
@@ -217,7 +217,7 @@ class CatalogEngine:
         """With ``orphanStrategy: delete``, remove entities no parent emits any more."""
         if self.settings.orphan_strategy != "delete":
             return 0
-        with self.db.write_lock, self.db.engine.begin() as conn:
+        with self.db.transaction() as conn:
             referenced = select(refresh_state_references.c.target_entity_ref)
             orphans = [
                 row[0]

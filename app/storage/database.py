@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,24 @@ class Database:
             )
             self.write_lock = threading.RLock()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: commits on success, rolls back on error.
+
+        On SQLite it starts with ``BEGIN IMMEDIATE``, taking the write lock up front, so
+        a read-then-write (a claim) is atomic across processes too; threads of one
+        process queue on a Python lock first, which is cheaper than busy retries.
+        """
+        with self.write_lock:
+            conn = self.engine.connect()
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_immediate=True)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.close()
+
     def migrate(self) -> None:
         """Run Alembic migrations to head (under an advisory lock on PostgreSQL)."""
         cfg = AlembicConfig(str(MIGRATIONS_DIR / "alembic.ini"))
@@ -93,4 +113,5 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")
+    immediate = conn.get_execution_options().get("sqlite_immediate")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
