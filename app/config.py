@@ -103,6 +103,24 @@ def load_config_file(path: str | Path, env: dict[str, str] | None = None) -> dic
     return _substitute(data, path.parent.resolve(), dict(os.environ) if env is None else env)
 
 
+@dataclass(frozen=True)
+class CorsConfig:
+    """``backend.cors``: the options of the express ``cors`` middleware Backstage uses.
+
+    ``origin`` holds minimatch-style globs (``http://localhost:*``); None answers any
+    origin with ``*``, as Backstage does when ``backend.cors`` has no ``origin``.
+    """
+
+    origin: list[str] | None = None
+    methods: list[str] | None = None
+    allowed_headers: list[str] | None = None
+    exposed_headers: list[str] | None = None
+    credentials: bool = False
+    max_age: int | None = None
+    preflight_continue: bool = False
+    options_success_status: int = 204
+
+
 @dataclass
 class Overrides:
     port: int | None = None
@@ -130,6 +148,9 @@ class AppConfig:
         data: dict[str, Any] = copy.deepcopy(DEFAULTS) if defaults else {}
         for file in files or []:
             data = deep_merge(data, load_config_file(file, env))
+        for section in ("backend", "catalog"):
+            if section in data and not isinstance(data[section], dict):
+                raise ConfigError(f"{section} must be a mapping, got {data[section]!r}")
         overrides = overrides or Overrides()
         database_url = overrides.database_url or env.get("CATALOG_DATABASE_URL")
         if database_url:
@@ -145,7 +166,20 @@ class AppConfig:
             data.setdefault("catalog", {})["locations"] = [
                 location_from_argument(arg) for arg in overrides.locations
             ]
-        return cls(data)
+        return cls(data).validate()
+
+    def validate(self) -> AppConfig:
+        """Read every typed setting once, so a bad value fails at start-up as a ConfigError
+        (and not later, inside a server worker, as a traceback)."""
+        _ = (self.listen_host, self.listen_port, self.database_url, self.locations)
+        _ = (self.rules, self.processing_interval, self.orphan_strategy, self.readonly)
+        _ = self.cors
+        _ = (self.allowed_location_types, self.reading_allow, self.reading_timeout)
+        _ = self.reading_max_bytes
+        for section in ("catalog.processors", "catalog.providers"):
+            if self.get(section) is not None and not isinstance(self.get(section), dict):
+                raise ConfigError(f"{section} must be a mapping")
+        return self
 
     def get(self, path: str, default: Any = None) -> Any:
         node: Any = self.data
@@ -163,11 +197,14 @@ class AppConfig:
 
     @property
     def listen_port(self) -> int:
-        return int(self.get("backend.listen.port") or DEFAULT_PORT)
+        return _port(self.get("backend.listen.port") or DEFAULT_PORT)
 
     @property
     def database_url(self) -> str:
-        return database_url_from_config(self.get("backend.database") or {})
+        database = self.get("backend.database") or {}
+        if not isinstance(database, dict):
+            raise ConfigError(f"backend.database must be a mapping, got {database!r}")
+        return database_url_from_config(database)
 
     @property
     def locations(self) -> list[dict[str, Any]]:
@@ -178,6 +215,8 @@ class AppConfig:
         for index, location in enumerate(locations):
             if not isinstance(location, dict) or not location.get("target"):
                 raise ConfigError(f"catalog.locations[{index}] needs a target")
+            if not isinstance(location["target"], str):
+                raise ConfigError(f"catalog.locations[{index}].target must be a string")
             location = dict(location)
             location.setdefault("type", "url")
             if location["type"] == "file":
@@ -187,7 +226,17 @@ class AppConfig:
 
     @property
     def rules(self) -> list[dict[str, Any]] | None:
-        return self.get("catalog.rules")
+        rules = self.get("catalog.rules")
+        if rules is None:
+            return None
+        if not isinstance(rules, list) or not all(
+            isinstance(rule, dict)
+            and isinstance(rule.get("allow"), list)
+            and all(isinstance(kind, str) for kind in rule["allow"])
+            for rule in rules
+        ):
+            raise ConfigError("catalog.rules must be a list of {allow: [Kind, ...]} rules")
+        return rules
 
     @property
     def processing_interval(self) -> tuple[float, float] | None:
@@ -210,6 +259,104 @@ class AppConfig:
     @property
     def readonly(self) -> bool:
         return bool(self.get("catalog.readonly", False))
+
+    @property
+    def allowed_file_roots(self) -> list[str]:
+        """``catalog.allowedFileRoots``: the folders API-registered ``file`` locations may read.
+
+        Empty (the default) means ``file`` locations cannot be registered through the API
+        at all; ``catalog.locations`` entries are trusted and need no root.
+        """
+        roots = self.get("catalog.allowedFileRoots") or []
+        if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
+            raise ConfigError("catalog.allowedFileRoots must be a list of folder paths")
+        return [os.path.realpath(root) for root in roots]
+
+    @property
+    def allowed_location_types(self) -> list[str]:
+        """Types ``POST /locations`` accepts: ``url``, plus ``file`` once roots are set.
+
+        ``catalog.allowedLocationTypes`` overrides this (Backstage sets the same list in
+        code, with ``["url"]`` as its default).
+        """
+        explicit = self.get("catalog.allowedLocationTypes")
+        if explicit is not None:
+            if not isinstance(explicit, list) or not all(isinstance(t, str) for t in explicit):
+                raise ConfigError("catalog.allowedLocationTypes must be a list of strings")
+            return list(explicit)
+        return ["url", "file"] if self.allowed_file_roots else ["url"]
+
+    @property
+    def reading_allow(self) -> list[dict[str, Any]]:
+        """``backend.reading.allow``: ``[{host, paths?}]``, the hosts ``url`` reads may reach."""
+        rules = self.get("backend.reading.allow") or []
+        if not isinstance(rules, list):
+            raise ConfigError("backend.reading.allow must be a list of {host, paths?} entries")
+        for index, rule in enumerate(rules):
+            if not isinstance(rule, dict) or not isinstance(rule.get("host"), str):
+                raise ConfigError(f"backend.reading.allow[{index}] needs a host")
+            paths = rule.get("paths")
+            if paths is not None and (
+                not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)
+            ):
+                raise ConfigError(f"backend.reading.allow[{index}].paths must be a list of paths")
+        return [dict(rule) for rule in rules]
+
+    @property
+    def reading_timeout(self) -> float:
+        """``backend.reading.timeout``: seconds a ``url`` read may take (default 30)."""
+        value = self.get("backend.reading.timeout")
+        return 30.0 if value is None else duration_seconds(value, "backend.reading.timeout")
+
+    @property
+    def reading_max_bytes(self) -> int:
+        """``backend.reading.maxBytes``: the largest file a ``url`` read accepts (10 MiB)."""
+        value = self.get("backend.reading.maxBytes", 10 * 1024 * 1024)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError("backend.reading.maxBytes must be a positive number of bytes")
+        return value
+
+    @property
+    def cors(self) -> CorsConfig | None:
+        """``backend.cors`` as Backstage reads it; None when absent (no CORS headers at all)."""
+        value = self.get("backend.cors")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ConfigError("backend.cors must be a mapping")
+
+        def strings(key: str) -> list[str] | None:
+            # Backstage accepts a string or a list of strings for every list setting.
+            item = value.get(key)
+            if item is None or item == "":
+                return None
+            items = [item] if isinstance(item, str) else item
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise ConfigError(f"backend.cors.{key} must be a string or a list of strings")
+            return list(items)
+
+        def flag(key: str) -> bool:
+            item = value.get(key, False)
+            if not isinstance(item, bool):
+                raise ConfigError(f"backend.cors.{key} must be true or false")
+            return item
+
+        def number(key: str) -> int | None:
+            item = value.get(key)
+            if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+                raise ConfigError(f"backend.cors.{key} must be a whole number")
+            return item
+
+        return CorsConfig(
+            origin=strings("origin"),
+            methods=strings("methods"),
+            allowed_headers=strings("allowedHeaders"),
+            exposed_headers=strings("exposedHeaders"),
+            credentials=flag("credentials"),
+            max_age=number("maxAge"),
+            preflight_continue=flag("preflightContinue"),
+            options_success_status=number("optionsSuccessStatus") or 204,
+        )
 
 
 _DURATION_UNITS = {
@@ -248,10 +395,20 @@ def _normalise_listen(listen: Any) -> dict[str, Any]:
         return dict(listen)
     if isinstance(listen, str):
         host, _, port = listen.rpartition(":")
-        return {"host": host or DEFAULT_HOST, "port": int(port)}
+        return {"host": host or DEFAULT_HOST, "port": _port(port)}
     if isinstance(listen, int):
-        return {"host": DEFAULT_HOST, "port": listen}
+        return {"host": DEFAULT_HOST, "port": _port(listen)}
     return {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
+
+
+def _port(value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = -1
+    if isinstance(value, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"backend.listen.port must be a port number, got {value!r}")
+    return port
 
 
 def location_from_argument(argument: str) -> dict[str, str]:

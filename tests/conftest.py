@@ -8,6 +8,8 @@ database of its own, created from that server and dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from app.catalog import Catalog
@@ -31,7 +33,17 @@ from app.storage.database import normalise_url
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-ALL_KINDS = ["Component", "API", "Resource", "System", "Domain", "Group", "User", "Location", "Template"]
+ALL_KINDS = [
+    "Component",
+    "API",
+    "Resource",
+    "System",
+    "Domain",
+    "Group",
+    "User",
+    "Location",
+    "Template",
+]
 
 
 def _postgres_admin_url() -> str | None:
@@ -48,9 +60,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database for this test."""
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(directory: Path) -> Iterator[str]:
+    """A new empty database (an SQLite file in ``directory``, or a PostgreSQL database)."""
     admin = _postgres_admin_url()
     if admin is None:
-        yield f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+        yield f"sqlite:///{directory / 'catalog.sqlite'}"
         return
     name = f"catalog_test_{uuid.uuid4().hex[:12]}"
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
@@ -126,7 +145,14 @@ def free_port() -> int:
 class ServerProcess:
     """``catalog serve`` in a child process, as users run it."""
 
-    def __init__(self, config_path: Path, port: int, log_path: Path, extra_args: list[str]):
+    def __init__(
+        self,
+        config_path: Path,
+        port: int,
+        log_path: Path,
+        extra_args: list[str],
+        env: dict[str, str] | None = None,
+    ):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.catalog_url = f"{self.base}/api/catalog"
@@ -134,7 +160,12 @@ class ServerProcess:
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         catalog_bin = shutil.which("catalog", path=str(Path(sys.executable).parent))
         command = [catalog_bin or "catalog", "serve", "--config", str(config_path), *extra_args]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env} if env else None,
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -164,6 +195,37 @@ class ServerProcess:
         self._log.close()
 
 
+def launch_server(
+    database_url: str,
+    directory: Path,
+    locations: list[Any] | None = None,
+    *,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+    **extra: Any,
+) -> ServerProcess:
+    """``catalog serve`` on ``database_url`` with a config written to ``directory``.
+
+    ``env`` adds environment variables to the server process (e.g. ``PYTHONPATH``).
+    """
+    port = free_port()
+    config = catalog_config(database_url, locations, extra)
+    config["backend"]["listen"] = {"host": "127.0.0.1", "port": port}
+    config_path = directory / f"app-config-{port}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    server = ServerProcess(
+        config_path, port, directory / f"server-{port}.log", extra_args or [], env
+    )
+    if wait:
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+    return server
+
+
 @pytest.fixture
 def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real server processes on this test's database; stopped at the end."""
@@ -173,15 +235,19 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
         locations: list[Any] | None = None,
         *,
         extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
         wait: bool = True,
         **extra: Any,
     ) -> ServerProcess:
-        port = free_port()
-        config = catalog_config(database_url, locations, extra)
-        config["backend"]["listen"] = {"host": "127.0.0.1", "port": port}
-        config_path = tmp_path / f"app-config-{port}.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-        server = ServerProcess(config_path, port, tmp_path / f"server-{port}.log", extra_args or [])
+        server = launch_server(
+            database_url,
+            tmp_path,
+            locations,
+            extra_args=extra_args,
+            env=env,
+            wait=False,
+            **extra,
+        )
         servers.append(server)
         if wait:
             server.wait_ready()
@@ -190,3 +256,91 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
     yield start
     for server in servers:
         server.stop()
+
+
+@contextlib.contextmanager
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, locations: list[Any], **extra: Any
+) -> Iterator[ServerProcess]:
+    """One server on its own fresh database, for a module-scoped fixture to share."""
+    directory = tmp_path_factory.mktemp("server")
+    with fresh_database(directory) as url:
+        server = launch_server(url, directory, locations, **extra)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+# -- reading what the engine wrote ------------------------------------------------------
+
+
+def final_entities_by_ref(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """Every served (stitched) entity, by canonical ref."""
+    from app.storage.tables import final_entities
+
+    with catalog.db.engine.connect() as conn:
+        rows = conn.execute(select(final_entities.c.entity_ref, final_entities.c.final_entity))
+        return {row.entity_ref: json.loads(row.final_entity) for row in rows}
+
+
+def processing_errors(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
+    """The stored processing errors of every entity that has any, by canonical ref."""
+    from app.storage.tables import refresh_state
+
+    with catalog.db.engine.connect() as conn:
+        rows = conn.execute(select(refresh_state.c.entity_ref, refresh_state.c.errors))
+        return {row.entity_ref: json.loads(row.errors) for row in rows if row.errors}
+
+
+def status_messages(entity: dict[str, Any]) -> list[str]:
+    """The ``status.items[].message`` of an entity."""
+    return [item["message"] for item in (entity.get("status") or {}).get("items") or []]
+
+
+def force_due(catalog: Catalog) -> None:
+    """Make every entity due for processing now."""
+    with catalog.db.engine.begin() as conn:
+        conn.execute(text("UPDATE refresh_state SET next_update_at = 0"))
+
+
+def reprocess(catalog: Catalog) -> None:
+    """Process everything once more (twice: children of re-read files come due too)."""
+    force_due(catalog)
+    settle(catalog)
+    force_due(catalog)
+    settle(catalog)
+
+
+# -- building catalog files -----------------------------------------------------------
+
+
+def component(name: str, namespace: str | None = None, **spec: Any) -> dict[str, Any]:
+    """A valid Component (service, production, owned by team-a) with ``spec`` overrides."""
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    full_spec = {"type": "service", "lifecycle": "production", "owner": "team-a", **spec}
+    return {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Component",
+        "metadata": metadata,
+        "spec": {k: v for k, v in full_spec.items() if v is not None},
+    }
+
+
+def location(name: str, *targets: str, **spec: Any) -> dict[str, Any]:
+    """A Location entity with relative or absolute ``targets``."""
+    return {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Location",
+        "metadata": {"name": name},
+        "spec": {"targets": list(targets), **spec},
+    }
+
+
+def generated_location_ref(path: Path) -> str:
+    """The ref of the Location entity generated for a configured ``file`` location."""
+    from app.model.locations import generated_location_name
+
+    return f"location:default/{generated_location_name('file', str(path))}"

@@ -50,6 +50,8 @@ def _unb64(cursor: str) -> Any:
         return json.loads(base64.b64decode(cursor, validate=False).decode("utf-8"))
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(str(exc)) from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
 
 
 def decode_query_cursor(cursor: str) -> QueryCursor:
@@ -81,7 +83,10 @@ def decode_query_cursor(cursor: str) -> QueryCursor:
     if query is not None and not isinstance(query, dict):
         raise InputError("Malformed cursor: invalid query")
     if full_text is not None and not (
-        isinstance(full_text, dict) and isinstance(full_text.get("term", ""), str)
+        isinstance(full_text, dict)
+        and isinstance(full_text.get("term", ""), str)
+        and isinstance(full_text.get("fields") or [], list)
+        and all(isinstance(f, str) for f in full_text.get("fields") or [])
     ):
         raise InputError("Malformed cursor: invalid fullTextFilter")
     for value in [*values, *(first or [])]:

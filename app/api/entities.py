@@ -28,6 +28,7 @@ from app.api.schemas import (
     ByRefsResponse,
     EntitiesQuery,
     EntitySchema,
+    NoQuery,
     QueryEntitiesBody,
     QueryEntitiesQuery,
     QueryEntitiesResponse,
@@ -274,8 +275,9 @@ def query_entities_by_predicate(**body: Any) -> Response:
 
 
 @blp.route("/entities/by-uid/<uid>", methods=["GET"])
+@blp.arguments(NoQuery, location="query")
 @blp.response(200, EntitySchema)
-def get_by_uid(uid: str) -> Response:
+def get_by_uid(_query: dict[str, Any], uid: str) -> Response:
     reader = catalog().reader
     with reader.connect() as conn:
         text = reader.by_uid(conn, uid)
@@ -285,8 +287,9 @@ def get_by_uid(uid: str) -> Response:
 
 
 @blp.route("/entities/by-name/<kind>/<namespace>/<name>", methods=["GET"])
+@blp.arguments(NoQuery, location="query")
 @blp.response(200, EntitySchema)
-def get_by_name(kind: str, namespace: str, name: str) -> Response:
+def get_by_name(_query: dict[str, Any], kind: str, namespace: str, name: str) -> Response:
     reader = catalog().reader
     ref = f"{kind}:{namespace}/{name}".lower()
     with reader.connect() as conn:
@@ -299,8 +302,9 @@ def get_by_name(kind: str, namespace: str, name: str) -> Response:
 
 
 @blp.route("/entities/by-name/<kind>/<namespace>/<name>/ancestry", methods=["GET"])
+@blp.arguments(NoQuery, location="query")
 @blp.response(200, AncestryResponse)
-def get_ancestry(kind: str, namespace: str, name: str) -> Response:
+def get_ancestry(_query: dict[str, Any], kind: str, namespace: str, name: str) -> Response:
     """The entity and every entity that emitted it, up to its provider."""
     reader = catalog().reader
     ref = f"{kind}:{namespace}/{name}".lower()

@@ -19,7 +19,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from app import jsonutil
-from app.errors import CatalogError, error_message, error_name, status_for
+from app.errors import CatalogError, InputError, error_message, error_name, status_for
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,14 @@ _HTTP_ERROR_NAMES = {
 
 
 def register_error_handlers(app: Flask) -> None:
+    @app.before_request
+    def reject_nul() -> None:
+        # No entity can contain NUL, and PostgreSQL refuses it in a query parameter.
+        if "\x00" in request.path or any(
+            "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
+        ):
+            raise InputError("The request contains a NUL character")
+
     @app.errorhandler(CatalogError)
     def handle_catalog_error(exc: CatalogError) -> Response:
         return error_response(exc)

@@ -32,27 +32,43 @@ def integer(minimum: int | None = None, **kwargs: Any) -> fields.Integer:
     return fields.Integer(
         strict=kwargs.pop("strict", False),
         validate=validators,
-        error_messages={"invalid": "must be integer", "required": REQUIRED},
+        error_messages={
+            "invalid": "must be integer",
+            "null": "must be integer",
+            "required": REQUIRED,
+        },
         **kwargs,
     )
 
 
 def string(**kwargs: Any) -> fields.String:
     return fields.String(
-        error_messages={"invalid": "must be string", "required": REQUIRED}, **kwargs
+        error_messages={
+            "invalid": "must be string",
+            "null": "must be string",
+            "required": REQUIRED,
+        },
+        **kwargs,
     )
 
 
 def string_list(**kwargs: Any) -> fields.List:
     return fields.List(
         string(),
-        error_messages={"invalid": "must be array", "required": REQUIRED},
+        error_messages={"invalid": "must be array", "null": "must be array", "required": REQUIRED},
         **kwargs,
     )
 
 
 def json_object(**kwargs: Any) -> fields.Dict:
-    return fields.Dict(error_messages={"invalid": "must be object", "required": REQUIRED}, **kwargs)
+    return fields.Dict(
+        error_messages={
+            "invalid": "must be object",
+            "null": "must be object",
+            "required": REQUIRED,
+        },
+        **kwargs,
+    )
 
 
 def one_of(choices: list[str], **kwargs: Any) -> fields.String:
@@ -60,7 +76,11 @@ def one_of(choices: list[str], **kwargs: Any) -> fields.String:
         validate=validate.OneOf(
             choices, error="must be equal to one of the allowed values: " + ", ".join(choices)
         ),
-        error_messages={"invalid": "must be string", "required": REQUIRED},
+        error_messages={
+            "invalid": "must be string",
+            "null": "must be string",
+            "required": REQUIRED,
+        },
         **kwargs,
     )
 
@@ -90,11 +110,17 @@ def _first_error(messages: Any, path: list[str]) -> tuple[list[str], str]:
 
 def ajv_message(messages: Any, location: str) -> str:
     path, message = _first_error(messages, [])
+    if path and path[-1] == "_schema":
+        # A nested schema given something other than an object.
+        path = path[:-1]
+        if message == "Invalid input type.":
+            message = "must be object"
     prefix = f"request/{location}"
     if message == "Unknown field." and location == "query" and path:
         return f"Unknown query parameter '{path[0]}'"
     if message == "Unknown field.":
-        return f"{prefix} must NOT have additional properties"
+        # ajv names the object that has the extra property, e.g. request/body/location.
+        return f"{'/'.join([prefix, *path[:-1]])} must NOT have additional properties"
     if message == REQUIRED:
         parent = "/".join([prefix, *path[:-1]])
         return f"{parent} must have required property '{path[-1]}'"
@@ -122,9 +148,7 @@ class BackstageParser(FlaskParser):
     def load_json(self, req: Request, schema: Schema) -> Any:
         content_type = req.mimetype or ""
         if content_type != "application/json":
-            raise InputError(
-                f"unsupported media type {content_type or 'application/x-www-form-urlencoded'}"
-            )
+            raise InputError(f"unsupported media type {content_type or 'undefined'}")
         raw = req.get_data(cache=True)
         if not raw.strip():
             return {}
@@ -132,8 +156,12 @@ class BackstageParser(FlaskParser):
             body = json.loads(raw)
         except ValueError as exc:
             raise InputError(f"Malformed request body (invalid JSON): {exc}") from exc
+        except RecursionError as exc:
+            raise InputError("Malformed request body (invalid JSON): nested too deeply") from exc
         if not isinstance(body, dict):
             raise InputError("request/body must be object")
+        if _contains_nul(body):
+            raise InputError("The request body contains a NUL character")
         return body
 
     def handle_error(
@@ -156,6 +184,22 @@ class BackstageParser(FlaskParser):
 
 
 parser = BackstageParser()
+
+
+def _contains_nul(value: Any) -> bool:
+    """Whether any key or string in a parsed JSON document contains NUL (no recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def split_csv(values: list[str] | None) -> list[str]:

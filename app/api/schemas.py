@@ -29,6 +29,10 @@ class EntitySchema(Schema):
     status = fields.Dict()
 
 
+class NoQuery(QuerySchema):
+    """Endpoints without query parameters still reject unknown ones, as Backstage does."""
+
+
 class EntitiesQuery(QuerySchema):
     filter = string_list(metadata={"description": "key=value[,key=value] (repeatable)"})
     fields = string_list(metadata={"description": "comma-separated dotted paths"})  # type: ignore[assignment]
@@ -64,10 +68,13 @@ class QueryEntitiesBody(BodySchema):
     query = json_object()
     limit = integer(minimum=0, strict=True)
     offset = integer(minimum=0, strict=True)
-    orderBy = fields.List(fields.Nested(OrderBySchema), error_messages={"invalid": "must be array"})
+    orderBy = fields.List(
+        fields.Nested(OrderBySchema, error_messages={"null": "must be object"}),
+        error_messages={"invalid": "must be array", "null": "must be array"},
+    )
     orderField = string_list()
     fullTextFilter = fields.Nested(
-        FullTextFilterSchema, error_messages={"invalid": "must be object"}
+        FullTextFilterSchema, error_messages={"invalid": "must be object", "null": "must be object"}
     )
     fields = string_list()  # type: ignore[assignment]
     totalItems = one_of(["include", "exclude"])

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 ANNOTATION_LOCATION = "backstage.io/managed-by-location"
 ANNOTATION_ORIGIN_LOCATION = "backstage.io/managed-by-origin-location"
 
+# PostgreSQL cannot store NUL in text; no valid ref or relation contains one.
+NUL = "\x00"
+
 # Reads requested while reading (nested) stop here: a guard against cycles.
 MAX_READS_PER_ENTITY = 10_000
 
@@ -164,6 +167,13 @@ class Orchestrator:
                         cause=exc,
                     ) from exc
 
+            for relation in emit.relations:
+                if NUL in relation.source or NUL in relation.target:
+                    # No database can store it (PostgreSQL rejects NUL in text).
+                    raise InputError(
+                        f"Relation {relation.type} to {relation.target!r} contains a NUL character"
+                    )
+
             failed_locations = self._read_requested(emit, cache_for)
         except Exception as exc:
             return ProcessingOutcome(ok=False, errors=[e.error for e in emit.errors] + [exc])
@@ -264,6 +274,11 @@ class Orchestrator:
                 }
             ref = entity_ref(child)
             if ref == parent_ref:
+                continue
+            if NUL in ref:
+                errors.append(
+                    InputError(f"Entity {ref!r} at {location_ref} contains a NUL character")
+                )
                 continue
             if not self.rules.is_allowed(child, origin):
                 errors.append(

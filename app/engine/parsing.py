@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from app.errors import CatalogError, InputError
+from app.errors import CatalogError
 from processors.base import LocationSpec
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -114,7 +114,8 @@ def parse_entities(
                 yield document, None
             else:
                 kind = "object" if isinstance(document, list) else _js_typeof(document)
-                yield None, InputError(f"Expected object at root, got {kind}")
+                # A plain Error, as Backstage's parser reports it.
+                yield None, CatalogError(f"Expected object at root, got {kind}")
     except yaml.YAMLError as exc:
         yield None, YamlParseError(f"YAML error at {location_ref}, {_describe(exc)}")
     except RecursionError:

@@ -97,10 +97,13 @@ def build_search_rows(entity: dict[str, Any]) -> list[SearchRow]:
     rows: list[SearchRow] = []
     seen: set[tuple[str, str | None]] = set()
     for key, value in raw:
-        lowered_key = key.lower()
+        # NUL cannot be stored in PostgreSQL text (nor sent in a query): drop it.
+        lowered_key = key.lower().replace("\x00", "")
         if len(lowered_key) > MAX_KEY_LENGTH:
             continue
         text = _stringify(value)
+        if text is not None:
+            text = text.replace("\x00", "")
         row: SearchRow
         if text is None or len(text) > MAX_VALUE_LENGTH:
             row = (lowered_key, None, None)

@@ -125,7 +125,9 @@ class EntityReader:
         order_by.append(fe.c.entity_id)
         rows = [
             row[0]
-            for row in conn.execute(query.order_by(*order_by).offset(offset).limit(limit + 1))
+            for row in conn.execute(
+                query.order_by(*order_by).offset(_sql_int(offset)).limit(_sql_int(limit) + 1)
+            )
         ]
         return rows[:limit], len(rows) > limit
 
@@ -143,7 +145,9 @@ class EntityReader:
 
     def count(self, conn: Connection, node: Filter | None, order: OrderField, full_text) -> int:
         query, _ = self._sorted_base(node, order, full_text)
-        return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+        # Entities, not rows: ordering by an array field joins one row per item.
+        rows = query.subquery()
+        return int(conn.execute(select(func.count(func.distinct(rows.c.entity_id)))).scalar_one())
 
     def query_page(
         self,
@@ -172,7 +176,7 @@ class EntityReader:
         nulls_first = backwards
         null_key = value.is_(None) if not nulls_first else value.is_not(None)
         query = query.order_by(null_key, direction(value), direction(entity_id))
-        query = query.offset(offset).limit(limit + 1)
+        query = query.offset(_sql_int(offset)).limit(_sql_int(limit) + 1)
         rows = [PageRow(r[0], r[1], r[2]) for r in conn.execute(query)]
         more = len(rows) > limit
         rows = rows[:limit]
@@ -227,6 +231,15 @@ class EntityReader:
             items.append((text, parents))
             todo.extend(parents)
         return items
+
+
+# Clients may send any JSON number as a limit or offset (JavaScript has no integer
+# overflow); the databases take 64-bit integers, and no catalog is this big.
+_MAX_ROWS = 2**53 - 1
+
+
+def _sql_int(value: int) -> int:
+    return min(value, _MAX_ROWS)
 
 
 def _keyset(
