@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from app.config import AppConfig
 from app.engine.engine import CatalogEngine, EngineSettings
-from app.engine.orchestrator import Orchestrator
+from app.engine.locations import LocationService
 from app.engine.parsing import parse_entities
 from app.engine.rules import RulesEnforcer
+from app.engine.trust import TrustingOrchestrator
 from app.plugins import PROCESSORS_GROUP, PROVIDERS_GROUP, load_plugins
 from app.reading import Readers
-from app.reading.file import FileReader
+from app.reading.access import RootedFileReader
+from app.reading.url import UrlReader
 from app.storage.database import Database
 from app.storage.entities import EntityReader
+from entity_providers.location_store import DefaultLocationStore
 from processors.base import LocationSpec
 
 log = logging.getLogger(__name__)
@@ -30,7 +34,7 @@ class Catalog:
     config: AppConfig
     db: Database
     readers: Readers
-    orchestrator: Orchestrator
+    orchestrator: TrustingOrchestrator
     engine: CatalogEngine
     reader: EntityReader
     processing: bool
@@ -39,7 +43,17 @@ class Catalog:
     def from_config(cls, config: AppConfig, *, processing: bool = True) -> Catalog:
         db = Database(config.database_url)
         db.migrate()
-        readers = Readers([FileReader()])
+        readers = Readers(
+            [
+                # catalog.locations read anything; API-registered file locations stay in roots.
+                RootedFileReader(config.allowed_file_roots),
+                UrlReader(
+                    config.reading_allow,
+                    timeout=config.reading_timeout,
+                    max_bytes=config.reading_max_bytes,
+                ),
+            ]
+        )
         services: dict[str, Any] = {"database": db}
         processors = load_plugins(PROCESSORS_GROUP, "catalog.processors", config, readers, services)
         providers = load_plugins(PROVIDERS_GROUP, "catalog.providers", config, readers, services)
@@ -48,10 +62,11 @@ class Catalog:
             for loc in config.locations
             if loc.get("rules")
         ]
-        orchestrator = Orchestrator(
+        orchestrator = TrustingOrchestrator(
             processors,
             parser=parse_entities,
             rules=RulesEnforcer(config.rules, location_rules),
+            trusted_origins=[f"{loc['type']}:{loc['target']}" for loc in config.locations],
         )
         settings = EngineSettings(
             processing_interval=config.processing_interval,
@@ -66,6 +81,21 @@ class Catalog:
             engine=engine,
             reader=EntityReader(db),
             processing=processing,
+        )
+
+    @cached_property
+    def locations(self) -> LocationService:
+        """Registering and removing locations (the ``/locations`` API)."""
+        store = next(
+            (p for p in self.engine.providers if isinstance(p, DefaultLocationStore)), None
+        )
+        return LocationService(
+            db=self.db,
+            engine=self.engine,
+            orchestrator=self.orchestrator,
+            readers=self.readers,
+            allowed_types=self.config.allowed_location_types,
+            provider=store,
         )
 
     def start(self) -> None:

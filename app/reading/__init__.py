@@ -36,6 +36,13 @@ class Reader(ABC):
     def is_glob(self, target: str) -> bool:
         return False
 
+    def check_allowed(self, target: str) -> None:
+        """Raise NotAllowedError if an untrusted caller (the API) may not read ``target``.
+
+        The default allows everything: a reader with limits overrides this.
+        """
+        return None
+
     @abstractmethod
     def resolve(self, base: str, relative: str) -> str:
         """Resolve ``relative`` against the location ``base`` of the same type."""

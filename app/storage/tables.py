@@ -123,6 +123,8 @@ locations = Table(
     Column("id", String(36), primary_key=True),
     Column("type", Text, nullable=False),
     Column("target", Text, nullable=False),
+    # The generated Location entity's ref, fixed at registration (see migration 0002).
+    Column("location_entity_ref", Text),
     UniqueConstraint("type", "target", name="locations_type_target_key"),
 )
 
