@@ -23,7 +23,8 @@ def create_app(
     catalog: Any = None,
     start: bool = True,
 ) -> Flask:
-    from app.api import entities, facets, health
+    from app.api import catalog_graph, entities, facets, graph, health, locations, writes
+    from app.api.cors import init_cors
     from app.api.errors import register_error_handlers
     from app.catalog import Catalog
 
@@ -44,9 +45,12 @@ def create_app(
 
     api = Api(app, spec_kwargs={"info": {"description": __doc__}})
     app.extensions["openapi"] = api
-    for module in (entities, facets, health):
+    for module in (entities, facets, health, locations, writes):
         api.register_blueprint(module.blp)
+    api.register_blueprint(graph.blp)
+    api.register_blueprint(catalog_graph.blp)
     register_error_handlers(app)
+    init_cors(app, config)
 
     if start:
         catalog.start()

@@ -1,7 +1,9 @@
 """The ``catalog`` command line.
 
 ``catalog serve`` runs the API (gunicorn by default, Flask's server with
-``--dev``); ``catalog bench`` measures ingestion and query latency. Exit status:
+``--dev``); ``catalog bench`` measures ingestion and query latency; the graph
+commands (``owner``, ``owns``, ``deps``, ``dependents``, ``impact``, ``path``,
+``cycles``, ``graph ...``) live in ``app.graph.cli``. Exit status:
 0 on success, 1 when the command failed, 2 on usage errors.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import AppConfig, ConfigError, Overrides
+from app.graph.cli import add_graph_commands
 
 log = logging.getLogger("catalog")
 
@@ -71,6 +74,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("threads", args.threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 120)
+            # Longer than the idle timeout of keep-alive clients such as Node's agent (5 s),
+            # which Backstage's proxy and serve.js use: with gunicorn's 2 s default, a reused
+            # connection closed by us in the meantime fails as "socket hang up" (a 502).
+            self.cfg.set("keepalive", 75)
             self.cfg.set("accesslog", "-" if args.access_log else None)
 
         def load(self) -> Any:
@@ -139,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true", help="write openapi/openapi.yaml")
     mode.add_argument("--check", action="store_true", help="fail if openapi/openapi.yaml is stale")
     openapi.set_defaults(func=cmd_openapi)
+    add_graph_commands(sub)
     return parser
 
 
