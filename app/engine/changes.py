@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, delete, select, update
 
+from app.storage.bulk import insert_rows
 from app.storage.tables import catalog_state, entity_changes
-from app.storage.util import chunked
 
 
 def record_changes(conn: Connection, refs: Iterable[str]) -> int | None:
@@ -27,11 +27,9 @@ def record_changes(conn: Connection, refs: Iterable[str]) -> int | None:
         .values(value=catalog_state.c.value + 1)
         .returning(catalog_state.c.value)
     ).scalar_one()
-    for batch in chunked(unique, 2000):
-        conn.execute(
-            entity_changes.insert(),
-            [{"generation": generation, "entity_ref": ref} for ref in batch],
-        )
+    insert_rows(
+        conn, "entity_changes", ("generation", "entity_ref"), [(generation, r) for r in unique]
+    )
     return int(generation)
 
 

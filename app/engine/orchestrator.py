@@ -92,8 +92,17 @@ class Orchestrator:
         self._readers = [p for p in ordered if overrides(p, "read_location")]
 
     def process(
-        self, unprocessed: dict[str, Any], previous_cache: dict[str, Any] | None = None
+        self,
+        unprocessed: dict[str, Any],
+        previous_cache: dict[str, Any] | None = None,
+        *,
+        owned: bool = False,
     ) -> ProcessingOutcome:
+        """Run ``unprocessed`` through the processors.
+
+        Processors may change the entity in place, so it is copied first, unless the
+        caller hands over a fresh object it will not use again (``owned``).
+        """
         emit = Emitter()
         caches: dict[str, ProcessorCache] = {}
         previous_cache = previous_cache or {}
@@ -111,7 +120,7 @@ class Orchestrator:
                 raise InputError(
                     "Entity envelope failed validation before processing", cause=exc
                 ) from exc
-            entity = copy.deepcopy(unprocessed)
+            entity = unprocessed if owned else copy.deepcopy(unprocessed)
             ref = entity_ref(entity)
             annotations = (entity.get("metadata") or {}).get("annotations") or {}
             location = _location_of(annotations.get(ANNOTATION_LOCATION), ref)

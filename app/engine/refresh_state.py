@@ -9,7 +9,6 @@ entity refs whose final form may have changed, for the stitcher.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app import jsonutil
 from app.errors import ConflictError, serialize_error
+from app.storage.bulk import execute_many, insert_ignore_rows, insert_rows, select_in
 from app.storage.database import Database
+from app.storage.ids import new_entity_id
 from app.storage.tables import (
     final_entities,
     refresh_keys,
@@ -63,7 +64,9 @@ class Unprocessed:
         if not self.text:
             self.text = jsonutil.dumps(self.entity)
         if not self.hash:
-            self.hash = jsonutil.stable_hash(self.entity)
+            # The text keeps the source's key order, so it is stable while the source is;
+            # a reordered file only costs one needless reprocessing.
+            self.hash = jsonutil.text_hash(self.text)
 
 
 @dataclass
@@ -79,9 +82,9 @@ def insert_ignore(db: Database, table: Any) -> Any:
 
 
 def queue_stitch(db: Database, conn: Connection, refs: Iterable[str], now: float) -> None:
-    rows = [{"entity_ref": ref, "queued_at": now} for ref in set(refs)]
-    for batch in chunked(rows):
-        conn.execute(insert_ignore(db, stitch_queue), batch)
+    insert_ignore_rows(
+        conn, "stitch_queue", ("entity_ref", "queued_at"), [(ref, now) for ref in set(refs)]
+    )
 
 
 @dataclass
@@ -93,17 +96,15 @@ class _Known:
 
 
 def _existing(conn: Connection, refs: Iterable[str]) -> dict[str, _Known]:
-    found: dict[str, _Known] = {}
-    for batch in chunked(sorted(set(refs))):
-        for row in conn.execute(
-            select(
-                refresh_state.c.entity_ref,
-                refresh_state.c.unprocessed_hash,
-                refresh_state.c.location_key,
-            ).where(refresh_state.c.entity_ref.in_(batch))
-        ):
-            found[row.entity_ref] = _Known(row.location_key, row.unprocessed_hash)
-    return found
+    return {
+        ref: _Known(location_key, unprocessed_hash)
+        for ref, unprocessed_hash, location_key in select_in(
+            conn,
+            "SELECT entity_ref, unprocessed_hash, location_key FROM refresh_state "
+            "WHERE entity_ref IN ({in})",
+            sorted(set(refs)),
+        )
+    }
 
 
 def _referenced_elsewhere(
@@ -148,22 +149,14 @@ def upsert_unprocessed(
     result = UpsertResult()
     if existing is None:
         existing = _existing(conn, [item.ref for item in items])
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
     contested: list[Unprocessed] = []
     for item in items:
         row = existing.get(item.ref)
         if row is None:
             inserts.append(
-                {
-                    "entity_id": str(uuid.uuid4()),
-                    "entity_ref": item.ref,
-                    "unprocessed_entity": item.text,
-                    "unprocessed_hash": item.hash,
-                    "location_key": item.location_key,
-                    "next_update_at": now,
-                    "last_discovery_at": now,
-                }
+                (new_entity_id(), item.ref, item.text, item.hash, item.location_key, now, now)
             )
             # A later parent in the same batch that emits this ref must see the new row
             # (and its location key), or it would insert the ref a second time.
@@ -193,32 +186,31 @@ def upsert_unprocessed(
                 existing[item.ref] = _Known(item.location_key, item.hash)
                 result.accepted.append(item.ref)
 
-    for batch in chunked(inserts):
-        conn.execute(refresh_state.insert(), batch)
-    if updates:
-        conn.execute(
-            update(refresh_state)
-            .where(refresh_state.c.entity_ref == bindparam("b_ref"))
-            .values(
-                unprocessed_entity=bindparam("b_text"),
-                unprocessed_hash=bindparam("b_hash"),
-                location_key=bindparam("b_key"),
-                next_update_at=bindparam("b_now"),
-                last_discovery_at=bindparam("b_now"),
-            ),
-            updates,
-        )
+    insert_rows(
+        conn,
+        "refresh_state",
+        (
+            "entity_id",
+            "entity_ref",
+            "unprocessed_entity",
+            "unprocessed_hash",
+            "location_key",
+            "next_update_at",
+            "last_discovery_at",
+        ),
+        inserts,
+    )
+    execute_many(
+        conn,
+        "UPDATE refresh_state SET unprocessed_entity = ?, unprocessed_hash = ?, "
+        "location_key = ?, next_update_at = ?, last_discovery_at = ? WHERE entity_ref = ?",
+        updates,
+    )
     return result
 
 
-def _update_values(item: Unprocessed, now: float) -> dict[str, Any]:
-    return {
-        "b_ref": item.ref,
-        "b_text": item.text,
-        "b_hash": item.hash,
-        "b_key": item.location_key,
-        "b_now": now,
-    }
+def _update_values(item: Unprocessed, now: float) -> tuple[Any, ...]:
+    return (item.text, item.hash, item.location_key, now, now, item.ref)
 
 
 def replace_references(
@@ -250,12 +242,12 @@ def replace_references(
                 and_(column == source, refresh_state_references.c.target_entity_ref.in_(batch))
             )
         )
-    rows = [
-        {"source_key": source_key, "source_entity_ref": source_ref, "target_entity_ref": ref}
-        for ref in sorted(added)
-    ]
-    for batch in chunked(rows):
-        conn.execute(refresh_state_references.insert(), batch)
+    insert_rows(
+        conn,
+        "refresh_state_references",
+        ("source_key", "source_entity_ref", "target_entity_ref"),
+        [(source_key, source_ref, ref) for ref in sorted(added)],
+    )
     return added, removed
 
 
@@ -453,26 +445,22 @@ def write_results(
         conn.execute(delete(relations).where(relations.c.originating_entity_id.in_(batch)))
         conn.execute(delete(refresh_keys).where(refresh_keys.c.entity_id.in_(batch)))
 
-    relation_rows: list[dict[str, Any]] = []
-    key_rows: list[dict[str, Any]] = []
+    relation_rows: list[tuple[str, str, str, str]] = []
+    key_rows: list[tuple[str, str]] = []
     for claimed, outcome, _, _ in changed:
         stitch.add(claimed.entity_ref)
         for source, relation_type, target in outcome.relations:
-            relation_rows.append(
-                {
-                    "originating_entity_id": claimed.entity_id,
-                    "source_entity_ref": source,
-                    "type": relation_type,
-                    "target_entity_ref": target,
-                }
-            )
+            relation_rows.append((claimed.entity_id, source, relation_type, target))
             stitch.add(source)
         for key in outcome.refresh_keys:
-            key_rows.append({"entity_id": claimed.entity_id, "key": key})
-    for rows in chunked(relation_rows):
-        conn.execute(relations.insert(), rows)
-    for rows in chunked(key_rows):
-        conn.execute(refresh_keys.insert(), rows)
+            key_rows.append((claimed.entity_id, key))
+    insert_rows(
+        conn,
+        "relations",
+        ("originating_entity_id", "source_entity_ref", "type", "target_entity_ref"),
+        relation_rows,
+    )
+    insert_rows(conn, "refresh_keys", ("entity_id", "key"), key_rows)
 
     # Children of the whole batch: one lookup, then an upsert per parent (for conflicts).
     all_children = [child for _, _, children, _ in changed for child in children]

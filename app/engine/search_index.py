@@ -5,8 +5,8 @@ here decides what a query can match: keys are dot-joined paths, lowercased; arra
 items share their parent's key and string items add ``<key>.<item> = true``; values
 are stringified and lowercased, with the original kept for facets; keys or values
 over 200 characters are dropped or nulled; ``status``, ``relations`` and
-``attachments`` are not walked, and relations are indexed as
-``relations.<type> = <target ref>``.
+``attachments`` are not walked. Relations match as ``relations.<type> = <target
+ref>``, answered from the relations table rather than stored here.
 """
 
 from __future__ import annotations
@@ -66,7 +66,11 @@ def _walk(path: str, value: Any, out: list[tuple[str, Any]]) -> None:
 
 
 def build_search_rows(entity: dict[str, Any]) -> list[SearchRow]:
-    """The search rows of one final entity. Raises InputError on case-colliding keys."""
+    """The search rows of one final entity. Raises InputError on case-colliding keys.
+
+    ``relations.<type>`` rows are not among them: the relations table answers those
+    keys (``app.storage.filters``). Their keys still take part in the casing check.
+    """
     raw: list[tuple[str, Any]] = []
     _walk("", entity, raw)
 
@@ -76,12 +80,11 @@ def build_search_rows(entity: dict[str, Any]) -> list[SearchRow]:
     raw.append(("metadata.uid", metadata.get("uid")))
     if not metadata.get("namespace"):
         raw.append(("metadata.namespace", "default"))
-    for relation in entity.get("relations") or ():
-        raw.append((f"relations.{relation['type']}", relation["targetRef"]))
 
     # Keys are matched case-insensitively; two spellings of one key in the same
     # entity would make filters ambiguous, so Backstage refuses the entity.
     keys = {key for key, _ in raw}
+    keys.update(f"relations.{relation['type']}" for relation in entity.get("relations") or ())
     lowered_keys = {key.lower() for key in keys}
     if len(keys) != len(lowered_keys):
         duplicates: list[str] = []

@@ -36,10 +36,11 @@ class TrustingOrchestrator(Orchestrator):
         unprocessed: dict[str, Any],
         previous_cache: dict[str, Any] | None = None,
         *,
+        owned: bool = False,
         trusted: bool | None = None,
     ) -> ProcessingOutcome:
         """Process ``unprocessed``; ``trusted`` overrides what its origin says."""
         if trusted is None:
             trusted = self.is_trusted(unprocessed)
         with read_trust(trusted):
-            return super().process(unprocessed, previous_cache)
+            return super().process(unprocessed, previous_cache, owned=owned)

@@ -2,7 +2,14 @@
 
 Entities come back as the stored JSON text, so a listing can be spliced into a
 response without decoding and re-encoding every entity. Filtering, ordering,
-keyset paging and facets all run on the ``search`` index in SQL.
+keyset paging and facets all run on the ``search`` index in SQL (``relations.*``
+keys on the ``relations`` table, see :mod:`app.storage.filters`).
+
+Pages are found in two steps: first the ids of the page, walking the
+``(key, value, entity_id)`` index in order and stopping after ``limit + 1``; then
+the JSON of just those entities. Values over 200 characters are indexed as NULL
+and sort last in both directions, as in Backstage; they form a second segment
+after the ordered values, so the index order is never broken by them.
 """
 
 from __future__ import annotations
@@ -13,9 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, asc, desc, func, or_, select
 
+from app.storage.bulk import select_in
 from app.storage.database import Database
-from app.storage.filters import Filter, is_match_all, to_sql
-from app.storage.tables import final_entities, refresh_state_references, search
+from app.storage.filters import Filter, field_values, is_match_all, matching_ids, to_sql
+from app.storage.tables import final_entities, refresh_state_references
 from app.storage.util import chunked
 
 fe = final_entities
@@ -40,21 +48,30 @@ class FullText:
     fields: tuple[str, ...]  # lowercased keys; empty means "the sort field"
 
 
-def _where(query: Any, node: Filter | None) -> Any:
+def _where(query: Any, node: Filter | None, entity_id_column: Any = None) -> Any:
     if is_match_all(node):
         return query
     assert node is not None
-    return query.where(to_sql(node, fe.c.entity_id))
+    return query.where(
+        to_sql(node, fe.c.entity_id if entity_id_column is None else entity_id_column)
+    )
 
 
-def _full_text(query: Any, full_text: FullText | None, sort_field: str) -> Any:
+def _full_text(
+    query: Any, full_text: FullText | None, sort_field: str, entity_id_column: Any = None
+) -> Any:
     if full_text is None or not full_text.term:
         return query
+    pattern = f"%{full_text.term}%"
     keys = list(full_text.fields) or [sort_field]
-    sub = select(search.c.entity_id).where(
-        search.c.key.in_(keys), search.c.value.like(f"%{full_text.term}%")
+    column = fe.c.entity_id if entity_id_column is None else entity_id_column
+    return query.where(
+        or_(*(column.in_(matching_ids(key, lambda v: v.like(pattern))) for key in keys))
     )
-    return query.where(fe.c.entity_id.in_(sub))
+
+
+# Keys every final entity has exactly once: counting the filter alone counts them.
+_SINGLE_VALUED = frozenset({"metadata.uid", "metadata.name", "metadata.namespace", "kind"})
 
 
 class EntityReader:
@@ -92,10 +109,8 @@ class EntityReader:
         """Every match. With ``order``, only entities that have the field, sorted by it."""
         query = _where(select(fe.c.final_entity), node)
         if order is not None:
-            sort = search.alias("sort")
-            query = query.join(
-                sort, and_(sort.c.entity_id == fe.c.entity_id, sort.c.key == order.field)
-            )
+            sort = field_values(order.field).subquery("sort")
+            query = query.join(sort, sort.c.entity_id == fe.c.entity_id)
             direction = asc if order.order == "asc" else desc
             query = query.order_by(direction(sort.c.value), direction(fe.c.entity_id))
         result = conn.execution_options(yield_per=5000).execute(query)
@@ -114,10 +129,8 @@ class EntityReader:
         query = _where(select(fe.c.final_entity), node)
         order_by: list[Any] = []
         for index, order in enumerate(orders):
-            sort = search.alias(f"sort{index}")
-            query = query.outerjoin(
-                sort, and_(sort.c.entity_id == fe.c.entity_id, sort.c.key == order.field)
-            )
+            sort = field_values(order.field).subquery(f"sort{index}")
+            query = query.outerjoin(sort, sort.c.entity_id == fe.c.entity_id)
             direction = asc if order.order == "asc" else desc
             order_by.extend([sort.c.value.is_(None), direction(sort.c.value)])
         if not orders:
@@ -133,21 +146,21 @@ class EntityReader:
 
     # -- /entities/by-query ----------------------------------------------------
 
-    def _sorted_base(
-        self, node: Filter | None, order: OrderField, full_text: FullText | None
-    ) -> tuple[Any, Any]:
-        sort = search.alias("sort")
-        query = select(fe.c.entity_id, sort.c.value, fe.c.final_entity).join(
-            sort, and_(sort.c.entity_id == fe.c.entity_id, sort.c.key == order.field)
+    def count(
+        self, conn: Connection, node: Filter | None, order: OrderField, full_text: FullText | None
+    ) -> int:
+        """Entities in the result: those matching that have the sort field."""
+        if order.field in _SINGLE_VALUED:
+            query = _full_text(
+                _where(select(func.count()).select_from(fe), node), full_text, order.field
+            )
+            return int(conn.execute(query).scalar_one())
+        sort = field_values(order.field).subquery("sort")
+        query = select(func.count(func.distinct(sort.c.entity_id)))
+        query = _full_text(
+            _where(query, node, sort.c.entity_id), full_text, order.field, sort.c.entity_id
         )
-        query = _full_text(_where(query, node), full_text, order.field)
-        return query, sort
-
-    def count(self, conn: Connection, node: Filter | None, order: OrderField, full_text) -> int:
-        query, _ = self._sorted_base(node, order, full_text)
-        # Entities, not rows: ordering by an array field joins one row per item.
-        rows = query.subquery()
-        return int(conn.execute(select(func.count(func.distinct(rows.c.entity_id)))).scalar_one())
+        return int(conn.execute(query).scalar_one())
 
     def query_page(
         self,
@@ -163,25 +176,39 @@ class EntityReader:
     ) -> tuple[list[PageRow], bool]:
         """Up to ``limit`` rows after (or, backwards, before) the keyset ``after``.
 
-        Rows are sorted by the field's lowercased value (nulls last) and then by
-        entity id in the same direction. Returns (rows in display order, more exist).
+        Rows are sorted by the field's lowercased value, then by entity id in the same
+        direction; NULL values come last. Returns (rows in display order, more exist).
         """
-        query, sort = self._sorted_base(node, order, full_text)
-        ascending = (order.order == "asc") != backwards
-        value, entity_id = sort.c.value, fe.c.entity_id
-        if after is not None:
-            query = query.where(_keyset(value, entity_id, after, order.order == "asc", backwards))
-        direction = asc if ascending else desc
-        # "Nulls last" in display order means nulls first when walking backwards.
-        nulls_first = backwards
-        null_key = value.is_(None) if not nulls_first else value.is_not(None)
-        query = query.order_by(null_key, direction(value), direction(entity_id))
-        query = query.offset(_sql_int(offset)).limit(_sql_int(limit) + 1)
-        rows = [PageRow(r[0], r[1], r[2]) for r in conn.execute(query)]
-        more = len(rows) > limit
-        rows = rows[:limit]
+        sort = field_values(order.field).subquery("sort")
+        base = _full_text(
+            _where(select(sort.c.entity_id, sort.c.value), node, sort.c.entity_id),
+            full_text,
+            order.field,
+            sort.c.entity_id,
+        )
+        segments = _Segments(conn, base, sort, order.order == "asc")
+        wanted = _sql_int(limit) + 1
         if backwards:
-            rows.reverse()
+            assert after is not None
+            keys = segments.before(after, wanted)
+        else:
+            keys = segments.after(after, wanted, _sql_int(offset))
+        more = len(keys) > limit
+        keys = keys[:limit]
+        if backwards:
+            keys.reverse()
+        texts = dict(
+            select_in(  # type: ignore[arg-type]
+                conn,
+                "SELECT entity_id, final_entity FROM final_entities WHERE entity_id IN ({in})",
+                sorted({entity_id for entity_id, _ in keys}),
+            )
+        )
+        rows = [
+            PageRow(entity_id, value, texts[entity_id])
+            for entity_id, value in keys
+            if entity_id in texts
+        ]
         return rows, more
 
     # -- facets -----------------------------------------------------------------
@@ -189,16 +216,17 @@ class EntityReader:
     def facets(
         self, conn: Connection, facets: list[str], node: Filter | None
     ) -> dict[str, list[dict[str, Any]]]:
+        """Per facet, how many matching entities have each (original-case) value."""
         result: dict[str, list[dict[str, Any]]] = {}
-        entity_ids = None if is_match_all(node) else _where(select(fe.c.entity_id), node)
         for facet in facets:
-            query = (
-                select(search.c.original_value, func.count())
-                .where(search.c.key == facet.lower(), search.c.original_value.is_not(None))
-                .group_by(search.c.original_value)
+            rows = field_values(facet.lower()).subquery("facet")
+            query = _where(
+                select(rows.c.original_value, func.count())
+                .where(rows.c.original_value.is_not(None))
+                .group_by(rows.c.original_value),
+                node,
+                rows.c.entity_id,
             )
-            if entity_ids is not None:
-                query = query.where(search.c.entity_id.in_(entity_ids))
             result[facet] = [{"value": row[0], "count": int(row[1])} for row in conn.execute(query)]
         return result
 
@@ -242,23 +270,69 @@ def _sql_int(value: int) -> int:
     return min(value, _MAX_ROWS)
 
 
-def _keyset(
-    value: Any,
-    entity_id: Any,
-    after: tuple[str | None, str],
-    ascending_order: bool,
-    backwards: bool,
-) -> Any:
-    """Rows strictly after (or before, walking backwards) the row with sort key ``after``."""
-    last_value, last_id = after
-    forward_greater = ascending_order != backwards  # compare with > when true
-    beyond_id = entity_id > last_id if forward_greater else entity_id < last_id
-    if not backwards:
-        if last_value is None:
-            return and_(value.is_(None), beyond_id)
-        beyond_value = value > last_value if forward_greater else value < last_value
-        return or_(value.is_(None), beyond_value, and_(value == last_value, beyond_id))
-    if last_value is None:
-        return or_(value.is_not(None), and_(value.is_(None), beyond_id))
-    beyond_value = value > last_value if forward_greater else value < last_value
-    return and_(value.is_not(None), or_(beyond_value, and_(value == last_value, beyond_id)))
+class _Segments:
+    """Walks the ordered rows of a sort field: values first, then NULLs.
+
+    Each segment is one index-ordered query; a page that runs off the end of the
+    values continues at the start of the NULLs (and, backwards, the other way).
+    """
+
+    def __init__(self, conn: Connection, base: Any, sort: Any, ascending: bool):
+        self.conn = conn
+        self.base = base
+        self.value = sort.c.value
+        self.entity_id = sort.c.entity_id
+        self.ascending = ascending
+
+    def _fetch(self, query: Any, limit: int, offset: int = 0) -> list[tuple[str, str | None]]:
+        if limit <= 0:
+            return []
+        return [(row[0], row[1]) for row in self.conn.execute(query.offset(offset).limit(limit))]
+
+    def _values(self, forward: bool) -> Any:
+        direction = asc if forward == self.ascending else desc
+        return self.base.where(self.value.is_not(None)).order_by(
+            direction(self.value), direction(self.entity_id)
+        )
+
+    def _nulls(self, forward: bool) -> Any:
+        direction = asc if forward == self.ascending else desc
+        return self.base.where(self.value.is_(None)).order_by(direction(self.entity_id))
+
+    def _beyond_id(self, last_id: str, forward: bool) -> Any:
+        greater = forward == self.ascending
+        return self.entity_id > last_id if greater else self.entity_id < last_id
+
+    def _beyond_value(self, last: tuple[str | None, str], forward: bool) -> Any:
+        value, last_id = last
+        greater = forward == self.ascending
+        beyond = self.value > value if greater else self.value < value
+        return or_(beyond, and_(self.value == value, self._beyond_id(last_id, forward)))
+
+    def after(
+        self, last: tuple[str | None, str] | None, limit: int, offset: int
+    ) -> list[tuple[str, str | None]]:
+        if last is not None and last[0] is None:
+            return self._fetch(self._nulls(True).where(self._beyond_id(last[1], True)), limit)
+        values = self._values(True)
+        if last is not None:
+            values = values.where(self._beyond_value(last, True))
+        rows = self._fetch(values, limit, offset)
+        if len(rows) < limit:
+            # The values ran out: the NULLs follow. An offset beyond every value
+            # continues into them by what is left of it.
+            null_offset = 0
+            if offset and not rows:
+                counted = select(func.count()).select_from(values.order_by(None).subquery())
+                null_offset = max(0, offset - int(self.conn.execute(counted).scalar_one()))
+            rows += self._fetch(self._nulls(True), limit - len(rows), null_offset)
+        return rows
+
+    def before(self, last: tuple[str | None, str], limit: int) -> list[tuple[str, str | None]]:
+        """Rows before ``last``, nearest first."""
+        if last[0] is None:
+            rows = self._fetch(self._nulls(False).where(self._beyond_id(last[1], False)), limit)
+            if len(rows) < limit:
+                rows += self._fetch(self._values(False), limit - len(rows))
+            return rows
+        return self._fetch(self._values(False).where(self._beyond_value(last, False)), limit)

@@ -21,6 +21,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 
 metadata = MetaData()
@@ -45,6 +47,14 @@ refresh_state = Table(
     # readiness waits until no row lacks it.
     Column("processed_at", Float),
     Index("refresh_state_next_update_at_idx", "next_update_at"),
+    # Readiness counts the entities never processed; without this the count reads
+    # every row (and rows carry whole entities).
+    Index(
+        "refresh_state_unprocessed_idx",
+        "entity_id",
+        sqlite_where=text("processed_at IS NULL"),
+        postgresql_where=text("processed_at IS NULL"),
+    ),
 )
 
 # "Who emitted whom": from a provider (source_key) or a parent entity
@@ -72,6 +82,8 @@ relations = Table(
     Index("relations_originating_entity_id_idx", "originating_entity_id"),
     Index("relations_source_entity_ref_idx", "source_entity_ref"),
 )
+# ``relations.<type> = <ref>`` filters and facets (see app.storage.filters).
+Index("relations_type_target_idx", func.lower(relations.c.type), relations.c.target_entity_ref)
 
 # Refresh keys (e.g. ``file:/path``) that reschedule the entities that read them.
 refresh_keys = Table(
@@ -103,7 +115,8 @@ search = Table(
     Column("key", Text, nullable=False),
     Column("value", Text),
     Column("original_value", Text),
-    Index("search_key_value_idx", "key", "value"),
+    # Covering for filters, ordered pages and counts: the table is never read.
+    Index("search_key_value_entity_idx", "key", "value", "entity_id"),
     Index("search_entity_id_idx", "entity_id"),
 )
 

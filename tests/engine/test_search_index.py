@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -105,8 +106,8 @@ def test_identity_rows_are_explicit_and_server_fields_skipped():
     assert ("metadata.name", "web-site", "Web-Site") in rows
     assert ("metadata.namespace", "default", "default") in rows
     assert ("metadata.uid", "0000-uid", "0000-uid") in rows
-    assert ("relations.ownedby", "group:default/team-a", "group:default/team-a") in rows
-    assert ("relations.partof", "system:default/shop", "system:default/shop") in rows
+    # Relations are answered from the relations table (see test_relation_filters_...).
+    assert not [k for k, _, _ in rows if k.startswith("relations.")]
     all_keys = keys(data)
     assert not {k for k in all_keys if k.startswith(("status", "attachments"))}
     assert "metadata.etag" not in all_keys
@@ -165,8 +166,42 @@ def test_stored_search_rows_are_those_of_the_final_entity(make_catalog, tmp_path
         ).all()
     assert sorted(stored, key=repr) == sorted(build_search_rows(final), key=repr)
     assert ("metadata.description", None, None) in stored
-    assert ("relations.providesapi", "api:default/orders", "api:default/orders") in stored
     assert ("metadata.tags.python", "true", "true") in stored
+
+
+def test_relation_filters_facets_and_ordering_use_the_relations_table(make_catalog, tmp_path):
+    from app.storage.entities import EntityReader, OrderField
+    from app.storage.filters import FieldIn, FieldPrefix, Not
+
+    web = component("Web", providesApis=["orders"], owner="team-a")
+    shop = component("shop", owner="team-b")
+    lone = component("lone", owner="team-a")
+    path = write_yaml(tmp_path / "catalog-info.yaml", web, shop, lone)
+    catalog = make_catalog([path])
+    settle(catalog)
+    reader = EntityReader(catalog.db)
+
+    def names(node):
+        with reader.connect() as conn:
+            return sorted(
+                json.loads(text)["metadata"]["name"] for text in reader.stream_all(conn, node)
+            )
+
+    assert names(FieldIn("relations.providesapi", ("api:default/orders",))) == ["Web"]
+    assert names(FieldIn("relations.ownedby", ("group:default/team-a",))) == ["Web", "lone"]
+    assert names(FieldIn("relations.providesapi", None)) == ["Web"]
+    assert names(FieldPrefix("relations.ownedby", "group:default/team-")) == ["Web", "lone", "shop"]
+    assert "Web" not in names(Not(FieldIn("relations.providesapi", None)))
+    with reader.connect() as conn:
+        facets = reader.facets(conn, ["relations.ownedBy"], None)["relations.ownedBy"]
+        assert sorted((f["value"], f["count"]) for f in facets) == [
+            ("group:default/team-a", 2),
+            ("group:default/team-b", 1),
+        ]
+        order = OrderField("relations.ownedby", "desc")
+        rows, more = reader.query_page(conn, FieldIn("kind", ("component",)), order, None, limit=10)
+    assert [json.loads(r.text)["metadata"]["name"] for r in rows][0] == "shop"
+    assert not more
 
 
 def test_a_case_colliding_update_keeps_the_previous_version(make_catalog, tmp_path):
