@@ -50,6 +50,19 @@ class DeltaMutation:
 Mutation = FullMutation | DeltaMutation
 
 
+@dataclass(frozen=True)
+class DeletionGuard:
+    """Limits on what one full mutation may delete, against a source that hiccupped.
+
+    A full mutation that lists nothing while the provider has entities (unless
+    ``allow_empty``), or that would remove more than ``max_removed_share`` of them, is
+    refused: the engine raises and the existing entities stay.
+    """
+
+    max_removed_share: float = 0.5
+    allow_empty: bool = False
+
+
 class EntityProviderConnection(Protocol):
     def apply_mutation(self, mutation: Mutation) -> None:
         """Store the mutation; the engine processes what changed."""
@@ -73,3 +86,7 @@ class EntityProvider(ABC):
 
     def run(self) -> None:  # noqa: B027 - optional hook, a no-op unless scheduled
         """One scheduled pass over the source (called by the scheduler when scheduled)."""
+
+    def deletion_guard(self) -> DeletionGuard | None:
+        """Limits on the deletions of a full mutation; None (the default) sets none."""
+        return None
