@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from flask_smorest import Api
 
 from app.config import AppConfig
 
@@ -23,9 +22,23 @@ def create_app(
     catalog: Any = None,
     start: bool = True,
 ) -> Flask:
-    from app.api import catalog_graph, entities, facets, graph, health, locations, writes
+    from app.api import (
+        catalog_graph,
+        entities,
+        events,
+        facets,
+        graph,
+        health,
+        locations,
+        providers,
+        writes,
+    )
+    from app.api.auth import init_auth
+    from app.api.blueprint import CatalogApi
     from app.api.cors import init_cors
     from app.api.errors import register_error_handlers
+    from app.api.limits import init_limits
+    from app.api.observability import init_observability
     from app.catalog import Catalog
 
     config = config or AppConfig.load()
@@ -43,14 +56,23 @@ def create_app(
         catalog = Catalog.from_config(config)
     app.extensions["catalog"] = catalog
 
-    api = Api(app, spec_kwargs={"info": {"description": __doc__}})
+    api = CatalogApi(app, spec_kwargs={"info": {"description": __doc__}})
     app.extensions["openapi"] = api
     for module in (entities, facets, health, locations, writes):
         api.register_blueprint(module.blp)
     api.register_blueprint(graph.blp)
     api.register_blueprint(catalog_graph.blp)
+    # Push events (HMAC-signed) and what each entity provider did last (git ingestion).
+    api.register_blueprint(events.blp)
+    api.register_blueprint(providers.blp)
     register_error_handlers(app)
+    init_limits(app, config.limits)
     init_cors(app, config)
+    # After CORS, whose preflight answers come first and carry no credentials.
+    init_auth(app, config.auth)
+    # In text mode the access log is gunicorn's classic line (see app.cli); JSON is ours.
+    json_requests = config.access_log and config.log_format == "json"
+    init_observability(app, catalog, log_requests=json_requests)
 
     if start:
         catalog.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from app.config import AppConfig
@@ -17,9 +17,11 @@ from app.engine.locations import LocationService
 from app.engine.parsing import parse_entities
 from app.engine.rules import RulesEnforcer
 from app.engine.trust import TrustingOrchestrator
+from app.metrics import MeteredEngine
 from app.plugins import PROCESSORS_GROUP, PROVIDERS_GROUP, load_plugins
 from app.reading import Readers
 from app.reading.access import RootedFileReader
+from app.reading.git import GitReader, GitUrlReader
 from app.reading.url import UrlReader
 from app.storage.database import Database
 from app.storage.entities import EntityReader
@@ -43,17 +45,29 @@ class Catalog:
     def from_config(cls, config: AppConfig, *, processing: bool = True) -> Catalog:
         db = Database(config.database_url)
         db.migrate()
+        limits = config.limits
         readers = Readers(
             [
                 # catalog.locations read anything; API-registered file locations stay in roots.
-                RootedFileReader(config.allowed_file_roots),
+                RootedFileReader(
+                    config.allowed_file_roots,
+                    max_bytes=limits.file_bytes,
+                    max_matches=limits.glob_matches,
+                ),
                 UrlReader(
                     config.reading_allow,
                     timeout=config.reading_timeout,
                     max_bytes=config.reading_max_bytes,
+                    max_redirects=limits.url_redirects,
                 ),
             ]
         )
+        # git targets, and blob URLs of integration hosts, read through a cache of clones.
+        git = GitReader(
+            config.git_reading, allow=config.reading_allow, file_roots=config.allowed_file_roots
+        )
+        readers.register(git)
+        readers.register(GitUrlReader(readers.for_type("url"), git))
         services: dict[str, Any] = {"database": db}
         processors = load_plugins(PROCESSORS_GROUP, "catalog.processors", config, readers, services)
         providers = load_plugins(PROVIDERS_GROUP, "catalog.providers", config, readers, services)
@@ -64,7 +78,7 @@ class Catalog:
         ]
         orchestrator = TrustingOrchestrator(
             processors,
-            parser=parse_entities,
+            parser=partial(parse_entities, limits=limits),
             rules=RulesEnforcer(config.rules, location_rules),
             trusted_origins=[f"{loc['type']}:{loc['target']}" for loc in config.locations],
         )
@@ -72,7 +86,8 @@ class Catalog:
             processing_interval=config.processing_interval,
             orphan_strategy=config.orphan_strategy,
         )
-        engine = CatalogEngine(db, orchestrator, providers, settings)
+        # The engine with its batches counted and timed for /metrics.
+        engine = MeteredEngine(db, orchestrator, providers, settings)
         return cls(
             config=config,
             db=db,

@@ -13,9 +13,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.auth import AuthConfigError, AuthSettings, parse_auth_config
 from app.engine.parsing import load_yaml
+from app.limits import Limits
+
+if TYPE_CHECKING:
+    from app.reading.git import GitSettings
+    from app.reading.git_config import GithubProviderConfig, GitProviderConfig
 
 DEFAULT_PORT = 7007
 DEFAULT_HOST = "127.0.0.1"
@@ -127,6 +133,8 @@ class Overrides:
     host: str | None = None
     database_url: str | None = None
     locations: list[str] | None = None
+    log_format: str | None = None
+    access_log: bool | None = None
 
 
 class AppConfig:
@@ -166,6 +174,14 @@ class AppConfig:
             data.setdefault("catalog", {})["locations"] = [
                 location_from_argument(arg) for arg in overrides.locations
             ]
+        logging_section = data["backend"].get("logging")
+        if overrides.log_format is not None or overrides.access_log:
+            logging_section = dict(logging_section) if isinstance(logging_section, dict) else {}
+            if overrides.log_format is not None:
+                logging_section["format"] = overrides.log_format
+            if overrides.access_log:
+                logging_section["accessLog"] = True
+            data["backend"]["logging"] = logging_section
         return cls(data).validate()
 
     def validate(self) -> AppConfig:
@@ -176,6 +192,8 @@ class AppConfig:
         _ = self.cors
         _ = (self.allowed_location_types, self.reading_allow, self.reading_timeout)
         _ = self.reading_max_bytes
+        _ = (self.limits, self.auth, self.log_format, self.access_log)
+        _ = (self.git_reading, self.git_providers, self.github_providers, self.events_secret)
         for section in ("catalog.processors", "catalog.providers"):
             if self.get(section) is not None and not isinstance(self.get(section), dict):
                 raise ConfigError(f"{section} must be a mapping")
@@ -314,6 +332,66 @@ class AppConfig:
         value = self.get("backend.reading.maxBytes", 10 * 1024 * 1024)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError("backend.reading.maxBytes must be a positive number of bytes")
+        return value
+
+    @property
+    def limits(self) -> Limits:
+        """``catalog.limits``: bounds on request and catalog-file sizes (``app.limits``)."""
+        try:
+            return Limits.from_config(self.get("catalog.limits"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @property
+    def auth(self) -> AuthSettings:
+        """``backend.auth``: static bearer tokens as Backstage's ``externalAccess``."""
+        try:
+            return parse_auth_config(self.get("backend.auth"))
+        except AuthConfigError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @property
+    def log_format(self) -> str:
+        """``backend.logging.format``: ``text`` (default) or ``json``, one object a line."""
+        value = self.get("backend.logging.format") or "text"
+        if value not in ("text", "json"):
+            raise ConfigError("backend.logging.format must be 'text' or 'json'")
+        return str(value)
+
+    @property
+    def git_reading(self) -> GitSettings:
+        """``backend.reading.git`` and ``integrations``: the git reader (app/reading/git.py)."""
+        from app.reading.git_config import git_settings
+
+        return git_settings(self)
+
+    @property
+    def git_providers(self) -> list[GitProviderConfig]:
+        """``catalog.providers.git.<id>``: repositories to discover catalog files in."""
+        from app.reading.git_config import git_providers
+
+        return git_providers(self)
+
+    @property
+    def github_providers(self) -> list[GithubProviderConfig]:
+        """``catalog.providers.github.<id>``: GitHub organisations to discover."""
+        from app.reading.git_config import github_providers
+
+        return github_providers(self)
+
+    @property
+    def events_secret(self) -> str | None:
+        """``catalog.events.secret``: the HMAC-SHA256 secret of ``/events/*`` (push events)."""
+        from app.reading.git_config import events_secret
+
+        return events_secret(self)
+
+    @property
+    def access_log(self) -> bool:
+        """``backend.logging.accessLog``: one log record per request (``--access-log``)."""
+        value = self.get("backend.logging.accessLog", False)
+        if not isinstance(value, bool):
+            raise ConfigError("backend.logging.accessLog must be true or false")
         return value
 
     @property

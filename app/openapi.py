@@ -23,6 +23,27 @@ def generate_spec() -> dict[str, Any]:
     app = create_app(AppConfig({}), catalog=object(), start=False)
     with app.app_context():
         spec: dict[str, Any] = app.extensions["openapi"].spec.to_dict()
+    return with_security(spec)
+
+
+def with_security(spec: dict[str, Any]) -> dict[str, Any]:
+    """Document the bearer tokens of ``backend.auth`` (app.api.auth): every operation
+    needs one, except those of the blueprints that stay open (health, signed events)."""
+    from app.api.auth import OPEN_BLUEPRINTS
+
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A static token of backend.auth.externalAccess; required when "
+            "tokens are configured (without them the server listens on loopback only)",
+        }
+    }
+    spec["security"] = [{"bearerAuth": []}]
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and OPEN_BLUEPRINTS & set(operation.get("tags", [])):
+                operation["security"] = []
     return spec
 
 

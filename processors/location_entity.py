@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from app.errors import InputError
+from app.limits import DEFAULT_LIMITS, Limits
 from app.reading import Readers
 from processors.base import CatalogProcessor, Emitter, LocationSpec, ProcessorCache
 
@@ -18,8 +20,9 @@ from processors.base import CatalogProcessor, Emitter, LocationSpec, ProcessorCa
 class LocationEntityProcessor(CatalogProcessor):
     name = "LocationEntityProcessor"
 
-    def __init__(self, readers: Readers):
+    def __init__(self, readers: Readers, limits: Limits | None = None):
         self.readers = readers
+        self.limits = limits or DEFAULT_LIMITS
 
     def post_process_entity(
         self, entity: dict[str, Any], location: LocationSpec, emit: Emitter, cache: ProcessorCache
@@ -33,6 +36,13 @@ class LocationEntityProcessor(CatalogProcessor):
         if spec.get("target"):
             targets.append(spec["target"])
         targets.extend(spec.get("targets") or [])
+        if len(targets) > self.limits.location_targets:
+            # The whole Location fails (its last good version stays): reading only the
+            # first targets would silently orphan the entities of the others.
+            raise InputError(
+                f"Location has {len(targets)} targets, more than the limit of "
+                f"{self.limits.location_targets} (catalog.limits.locationTargets)"
+            )
         for target in targets:
             if location_type == "file" and target.endswith(os.sep):
                 emit.input_error(
@@ -54,4 +64,4 @@ class LocationEntityProcessor(CatalogProcessor):
 
 
 def factory(context) -> CatalogProcessor:
-    return LocationEntityProcessor(context.readers)
+    return LocationEntityProcessor(context.readers, context.app_config.limits)

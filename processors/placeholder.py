@@ -3,7 +3,8 @@
 An object with exactly one ``$``-key naming a known resolver is replaced by the
 content it points at, read relative to the file the entity came from. Unknown
 ``$`` keys (``$ref`` in an embedded JSON schema) are left alone. Resolved content
-is not searched for further placeholders, so resolution cannot recurse.
+is not searched for further placeholders, so resolution cannot recurse; and one
+entity may read at most ``catalog.limits.placeholderReads`` placeholders.
 
 Backstage cannot resolve relative placeholders in entities read from ``file``
 locations; we can, through the same readers the locations use.
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from app.engine.parsing import load_yaml_documents
+from app.limits import DEFAULT_LIMITS, Limits
 from app.reading import Readers
 from processors.base import CatalogProcessor, Emitter, LocationSpec, ProcessorCache
 
@@ -31,12 +33,13 @@ class PlaceholderProcessor(CatalogProcessor):
     # Placeholders are resolved before anything else looks at the entity.
     priority = 10
 
-    def __init__(self, readers: Readers):
+    def __init__(self, readers: Readers, limits: Limits | None = None):
         self.readers = readers
+        self.limits = limits or DEFAULT_LIMITS
         self.resolvers: dict[str, Callable[[str, str], Any]] = {
             "text": lambda key, content: content,
             "json": _parse_json,
-            "yaml": _parse_yaml,
+            "yaml": lambda key, content: _parse_yaml(key, content, self.limits),
         }
 
     def pre_process_entity(
@@ -47,12 +50,15 @@ class PlaceholderProcessor(CatalogProcessor):
         origin_location: LocationSpec,
         cache: ProcessorCache,
     ) -> dict[str, Any]:
-        result, _ = self._process(entity, location, emit)
+        result, _ = self._process(entity, location, emit, [0])
         return result
 
-    def _process(self, data: Any, location: LocationSpec, emit: Emitter) -> tuple[Any, bool]:
+    def _process(
+        self, data: Any, location: LocationSpec, emit: Emitter, reads: list[int]
+    ) -> tuple[Any, bool]:
+        """``reads`` counts this entity's placeholder reads (one list per entity)."""
         if isinstance(data, list):
-            items = [self._process(item, location, emit) for item in data]
+            items = [self._process(item, location, emit, reads) for item in data]
             if not any(changed for _, changed in items):
                 return data, False
             return [item for item, _ in items], True
@@ -60,7 +66,7 @@ class PlaceholderProcessor(CatalogProcessor):
             return data, False
         dollar_keys = [k for k in data if isinstance(k, str) and k.startswith("$")]
         if not dollar_keys:
-            entries = {k: self._process(v, location, emit) for k, v in data.items()}
+            entries = {k: self._process(v, location, emit, reads) for k, v in data.items()}
             if not any(changed for _, changed in entries.values()):
                 return data, False
             return {k: v for k, (v, _) in entries.items()}, True
@@ -71,6 +77,12 @@ class PlaceholderProcessor(CatalogProcessor):
         if resolver is None:
             return data, False
         value = data[dollar_keys[0]]
+        reads[0] += 1
+        if reads[0] > self.limits.placeholder_reads:
+            raise PlaceholderError(
+                f"Placeholder ${key} exceeds the limit of {self.limits.placeholder_reads} "
+                "placeholder reads per entity (catalog.limits.placeholderReads)"
+            )
         content, target = self._read(key, value, location)
         emit.refresh(target)
         return resolver(key, content), True
@@ -109,9 +121,9 @@ def _parse_json(key: str, content: str) -> Any:
         raise PlaceholderError(f"Placeholder ${key} failed to parse JSON data, {exc}") from exc
 
 
-def _parse_yaml(key: str, content: str) -> Any:
+def _parse_yaml(key: str, content: str, limits: Limits) -> Any:
     try:
-        documents = [d for d in load_yaml_documents(content) if d is not None]
+        documents = [d for d in load_yaml_documents(content, limits) if d is not None]
     except yaml.YAMLError as exc:
         raise PlaceholderError(f"Placeholder ${key} failed to parse YAML data, {exc}") from exc
     if len(documents) != 1:
@@ -123,4 +135,4 @@ def _parse_yaml(key: str, content: str) -> Any:
 
 
 def factory(context) -> CatalogProcessor:
-    return PlaceholderProcessor(context.readers)
+    return PlaceholderProcessor(context.readers, context.app_config.limits)

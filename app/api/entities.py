@@ -20,6 +20,7 @@ from app.api.cursors import (
 from app.api.errors import json_response
 from app.api.fields import parse_fields, project
 from app.api.filter_params import parse_filter_params, parse_predicate
+from app.api.limits import check_page_size, check_ref_count
 from app.api.params import split_csv
 from app.api.schemas import (
     AncestryResponse,
@@ -29,6 +30,7 @@ from app.api.schemas import (
     EntitiesQuery,
     EntitySchema,
     NoQuery,
+    ProjectedEntitySchema,
     QueryEntitiesBody,
     QueryEntitiesQuery,
     QueryEntitiesResponse,
@@ -84,7 +86,7 @@ def _combine(*nodes: Filter | None) -> Filter | None:
 
 @blp.route("/entities")
 @blp.arguments(EntitiesQuery, location="query", as_kwargs=True)
-@blp.response(200, EntitySchema(many=True))
+@blp.response(200, ProjectedEntitySchema(many=True))
 def list_entities(**args: Any) -> Response:
     """All entities matching the filters; paginated when limit, offset or after is given."""
     node = parse_filter_params(args.get("filter") or [])
@@ -113,6 +115,7 @@ def list_entities(**args: Any) -> Response:
 
     if after is not None:
         limit, offset = decode_after_cursor(after)
+    check_page_size(limit)
     offset = offset or 0
     page_limit = limit if limit is not None else 10**9
     with reader.connect() as conn:
@@ -152,6 +155,7 @@ def _run_query(
     cursor: QueryCursor | None,
 ) -> Response:
     limit = DEFAULT_QUERY_LIMIT if limit is None else limit
+    check_page_size(limit)
     if cursor is not None:
         node = parse_predicate(cursor.query) if cursor.query is not None else None
         order_fields = cursor.order_fields
@@ -326,6 +330,7 @@ def get_ancestry(_query: dict[str, Any], kind: str, namespace: str, name: str) -
 def get_by_refs(**args: Any) -> Response:
     """Entities by canonical ref, in request order; null where not found or filtered out."""
     refs: list[str] = args["entityRefs"]
+    check_ref_count(refs)
     fields = parse_fields(args.get("fields") or [])
     node = _combine(
         parse_filter_params(args.get("filter") or []),

@@ -115,7 +115,13 @@ def register_error_handlers(app: Flask) -> None:
             message = f"Method {request.method} is not allowed for {request.path}"
         else:
             message = exc.description or reason_phrase(status)
-        return error_response(_HttpError(name, message), status)
+        response = error_response(_HttpError(name, message), status)
+        if status == 405:
+            # RFC 9110: a 405 lists the methods the route has.
+            allowed = getattr(exc, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:

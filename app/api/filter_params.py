@@ -17,6 +17,11 @@ from app.errors import InputError
 from app.storage.filters import AllOf, AnyOf, FieldIn, FieldPrefix, Filter, Not
 
 MAX_PREDICATE_DEPTH = 32
+# No indexed field starts with "$" (an entity has only apiVersion, kind, metadata, spec,
+# relations and status at its root), so such a legacy statement matches nothing. Written
+# as "nothing" rather than as the field, so that it survives the trip through a cursor's
+# FilterPredicate, where "$" keys are operators.
+NEVER: Filter = AnyOf(())
 
 
 def parse_filter_params(values: list[str]) -> Filter | None:
@@ -47,6 +52,8 @@ def parse_filter_params(values: list[str]) -> Filter | None:
                 current.append(value.strip().lower())
         conditions = [
             FieldIn(key, tuple(dict.fromkeys(vals)) if vals is not None else None)
+            if not key.startswith("$")
+            else NEVER
             for key, vals in by_key.items()
         ]
         sets.append(AllOf(tuple(conditions)))

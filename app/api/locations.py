@@ -19,6 +19,7 @@ from app import jsonutil
 from app.api.blueprint import Blueprint, catalog
 from app.api.errors import json_response
 from app.api.filter_params import parse_predicate
+from app.api.limits import check_page_size
 from app.api.params import QuerySchema, parser
 from app.api.write_schemas import (
     CreateLocationBody,
@@ -142,6 +143,7 @@ def query_locations(_query: dict[str, Any]) -> Response:
         query = body.get("query")
         if query is not None:
             parse_predicate(query)
+    check_page_size(limit)
     rows, total = service().query(query, limit=limit + 1, after_id=after_id)
     page = rows[:limit]
     page_info: dict[str, str] = {}

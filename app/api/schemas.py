@@ -29,6 +29,17 @@ class EntitySchema(Schema):
     status = fields.Dict()
 
 
+class ProjectedEntitySchema(Schema):
+    """An entity, or only the parts of it that ``fields`` asked for: nothing is required."""
+
+    apiVersion = fields.String()
+    kind = fields.String()
+    metadata = fields.Dict()
+    spec = fields.Dict()
+    relations = fields.List(fields.Dict())
+    status = fields.Dict()
+
+
 class NoQuery(QuerySchema):
     """Endpoints without query parameters still reject unknown ones, as Backstage does."""
 
@@ -87,7 +98,7 @@ class PageInfoSchema(Schema):
 
 
 class QueryEntitiesResponse(Schema):
-    items = fields.List(fields.Nested(EntitySchema))
+    items = fields.List(fields.Nested(ProjectedEntitySchema))
     totalItems = fields.Integer()
     pageInfo = fields.Nested(PageInfoSchema)
 
@@ -103,7 +114,7 @@ class ByRefsBody(BodySchema):
 
 
 class ByRefsResponse(Schema):
-    items = fields.List(fields.Nested(EntitySchema, allow_none=True))
+    items = fields.List(fields.Nested(ProjectedEntitySchema, allow_none=True))
 
 
 class AncestryItemSchema(Schema):
@@ -135,7 +146,23 @@ class FacetsResponse(Schema):
     facets = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(FacetValueSchema)))
 
 
+class ErrorBodySchema(Schema):
+    name = fields.String(required=True, metadata={"description": "decides the status code"})
+    message = fields.String(required=True)
+
+
+class ErrorRequestSchema(Schema):
+    method = fields.String(required=True)
+    url = fields.String(required=True, metadata={"description": "relative to the mount point"})
+
+
+class ErrorResponseSchema(Schema):
+    statusCode = fields.Integer(required=True)
+
+
 class ErrorSchema(Schema):
-    error = fields.Dict()
-    request = fields.Dict()
-    response = fields.Dict()
+    """Backstage's error envelope, which every error response has (``app.api.errors``)."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+    request = fields.Nested(ErrorRequestSchema, required=True)
+    response = fields.Nested(ErrorResponseSchema, required=True)

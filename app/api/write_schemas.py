@@ -16,7 +16,12 @@ from typing import Any
 from marshmallow import INCLUDE, RAISE, Schema, fields
 
 from app.api.params import BodySchema, QuerySchema, json_object, one_of, string
-from app.api.schemas import EntitySchema
+from app.api.schemas import (
+    EntitySchema,
+    ErrorBodySchema,
+    ErrorRequestSchema,
+    ErrorResponseSchema,
+)
 from app.errors import InputError
 
 PRESENCE_VALUES = ("required", "optional")
@@ -180,7 +185,13 @@ class ValidationErrorSchema(Schema):
 
 
 class ValidateEntityErrors(Schema):
-    errors = fields.List(fields.Nested(ValidationErrorSchema), required=True)
+    """A 400 of ``validate-entity``: ``{errors}`` when the entity is invalid, or the error
+    envelope when the request itself is malformed (no body, not JSON, missing fields)."""
+
+    errors = fields.List(fields.Nested(ValidationErrorSchema))
+    error = fields.Nested(ErrorBodySchema)
+    request = fields.Nested(ErrorRequestSchema)
+    response = fields.Nested(ErrorResponseSchema)
 
 
 class AnalyzeLocationBody(BodySchema):

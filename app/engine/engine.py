@@ -23,6 +23,7 @@ from app.storage.database import Database
 from app.storage.tables import refresh_keys, refresh_state, refresh_state_references
 from entity_providers.base import (
     DeferredEntity,
+    DeletionGuard,
     DeltaMutation,
     EntityProvider,
     FullMutation,
@@ -32,6 +33,7 @@ from entity_providers.base import (
 
 from . import refresh_state as rs
 from .orchestrator import Orchestrator
+from .provider_runs import ProviderRuns
 from .stitcher import claim_stitch_batch, stitch
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,12 @@ class EngineSettings:
     #: Idle sleep of the loop between polls for due work.
     poll_interval: float = 0.2
     orphan_cleanup_interval: float = 30.0
+    #: While whole batches keep coming due, stitching waits (an entity and its relation
+    #: peers are then stitched once, not once per batch that touches them) but never
+    #: longer than this many seconds.
+    stitch_max_delay: float = 5.0
+    #: Threads that claim and process batches side by side (see CatalogEngine.start).
+    processing_threads: int = 2
 
 
 @dataclass
@@ -61,12 +69,19 @@ class EngineStats:
 class ProviderConnection:
     """What a provider holds: mutations and refreshes go straight to the database."""
 
-    def __init__(self, engine: CatalogEngine, provider_name: str):
+    def __init__(
+        self, engine: CatalogEngine, provider_name: str, guard: DeletionGuard | None = None
+    ):
         self.engine = engine
         self.provider_name = provider_name
+        self.guard = guard
 
     def apply_mutation(self, mutation: Mutation) -> None:
+        # Raises DeletionRefusedError, writing nothing, when the guard refuses the mutation.
+        runs = self.engine.provider_runs
+        summary = runs.before_mutation(self.engine.db, self.provider_name, mutation, self.guard)
         self.engine.apply_mutation(self.provider_name, mutation)
+        runs.after_mutation(self.provider_name, summary)
 
     def refresh(self, keys: list[str]) -> None:
         self.engine.refresh_keys(keys)
@@ -89,16 +104,20 @@ class CatalogEngine:
         self.stats = EngineStats()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        # Until when processing counts as busy (full batches keep coming).
+        self._busy_until = 0.0
         self._providers_connected = False
         self._last_orphan_cleanup = 0.0
         self._provider_schedule: dict[str, float] = {}
+        self.provider_runs = ProviderRuns()
 
     # -- providers -----------------------------------------------------------
 
     def connect_providers(self) -> None:
         for provider in self.providers:
-            provider.connect(ProviderConnection(self, provider.get_provider_name()))
+            guard = getattr(provider, "deletion_guard", lambda: None)()
+            provider.connect(ProviderConnection(self, provider.get_provider_name(), guard))
         self._providers_connected = True
 
     def apply_mutation(self, source_key: str, mutation: Mutation) -> None:
@@ -178,11 +197,16 @@ class CatalogEngine:
             claimed = rs.claim_due(
                 self.db, conn, self.settings.batch_size, now, self.settings.processing_interval
             )
+        # A full batch means more is probably due: stitching may wait for it (a partial
+        # or empty one ends that at once).
+        full = len(claimed) >= self.settings.batch_size
+        self._busy_until = self.clock() + self.settings.stitch_max_delay if full else 0.0
         if not claimed:
             return 0
         results = []
         for row in claimed:
-            outcome = self.orchestrator.process(row.unprocessed, row.cache)
+            # Each claimed entity was just decoded from its row: hand it over, uncopied.
+            outcome = self.orchestrator.process(row.unprocessed, row.cache, owned=True)
             if not outcome.ok:
                 self.stats.failed += 1
                 log.warning(
@@ -204,11 +228,12 @@ class CatalogEngine:
         self.stats.processed += len(claimed)
         return len(claimed)
 
-    def stitch_batch(self) -> int:
-        """Stitch one batch of queued refs; return how many refs were taken."""
+    def stitch_batch(self, queued_before: float | None = None) -> int:
+        """Stitch one batch of queued refs (only those queued before the given time, if
+        any); return how many refs were taken."""
         now = self.clock()
         with self.db.transaction() as conn:
-            refs = claim_stitch_batch(self.db, conn, self.settings.stitch_batch_size)
+            refs = claim_stitch_batch(self.db, conn, self.settings.stitch_batch_size, queued_before)
             if refs:
                 self.stats.stitched += stitch(self.db, conn, refs, now)
         return len(refs)
@@ -236,9 +261,14 @@ class CatalogEngine:
 
     def run_once(self) -> int:
         """One round of every duty; return the amount of work done."""
-        work = self.process_batch()
+        processed = self.process_batch()
+        work = processed
+        # While full batches keep coming, stitch only what has waited long enough: the
+        # rest is likely to be touched again by the next batches.
+        busy = processed >= self.settings.batch_size
+        cutoff = self.clock() - self.settings.stitch_max_delay if busy else None
         while True:
-            taken = self.stitch_batch()
+            taken = self.stitch_batch(cutoff)
             work += taken
             if taken < self.settings.stitch_batch_size:
                 break
@@ -294,33 +324,85 @@ class CatalogEngine:
         return True, "ok"
 
     def start(self) -> None:
-        if self._thread is not None:
+        """Run the engine in the background: one thread for providers, stitching and
+        clean-up, and ``processing_threads`` that process batches side by side.
+
+        The threads share the GIL, but the database works outside it (SQLite and
+        psycopg release it), so one batch is processed while another is written.
+        """
+        if self._threads:
             return
-        self._thread = threading.Thread(target=self._loop, name="catalog-engine", daemon=True)
-        self._thread.start()
+        self._stop.clear()
+        targets = [("catalog-engine", self._main_loop)] + [
+            (f"catalog-processing-{i}", self._processing_loop)
+            for i in range(max(1, self.settings.processing_threads))
+        ]
+        for name, target in targets:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
-    def _loop(self) -> None:
-        if not self._providers_connected:
+    def _guarded(self, duty: Callable[[], int]) -> int:
+        """Run one duty; a failure is logged and waited out, never fatal."""
+        try:
+            work = duty()
+            self.stats.last_error = None
+            return work
+        except Exception as exc:  # keep serving; the database may come back
+            log.exception("Processing loop error: %s", exc)
+            self.stats.last_error = str(exc)
+            self._stop.wait(1.0)
+            return 0
+
+    def _connect_until_done(self) -> None:
+        delay = 1.0
+        while not self._providers_connected and not self._stop.is_set():
             try:
                 self.connect_providers()
-            except Exception:
-                log.exception("Connecting entity providers failed")
-        while not self._stop.is_set():
-            try:
-                work = self.run_once()
-                self.stats.last_error = None
-            except Exception as exc:  # keep serving; the database may come back
-                log.exception("Processing loop error: %s", exc)
+            except Exception as exc:  # e.g. the database is not up yet: try again
+                log.exception("Connecting entity providers failed, retrying in %.0fs", delay)
                 self.stats.last_error = str(exc)
-                work = 0
-                self._stop.wait(1.0)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _main_loop(self) -> None:
+        self._connect_until_done()
+        while not self._stop.is_set():
+            work = self._guarded(self._run_duties)
             if work == 0:
                 self._wake.wait(self.settings.poll_interval)
                 self._wake.clear()
+
+    def _run_duties(self) -> int:
+        """Stitching, orphan clean-up and scheduled providers (everything but processing)."""
+        # While batches keep coming, stitch only what waited long enough: the rest is
+        # likely to be touched again by the next batches.
+        cutoff = None
+        if self.clock() < self._busy_until:
+            cutoff = self.clock() - self.settings.stitch_max_delay
+        work = 0
+        while not self._stop.is_set():
+            taken = self.stitch_batch(cutoff)
+            work += taken
+            if taken < self.settings.stitch_batch_size:
+                break
+        now = self.clock()
+        if now - self._last_orphan_cleanup >= self.settings.orphan_cleanup_interval:
+            self._last_orphan_cleanup = now
+            work += self.cleanup_orphans()
+        self._run_scheduled_providers(now)
+        return work
+
+    def _processing_loop(self) -> None:
+        while not self._stop.is_set():
+            if self._guarded(self.process_batch) == 0:
+                # Not _wake: the main loop owns clearing it, and waiting on a set event
+                # would spin.
+                self._stop.wait(self.settings.poll_interval)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from app.errors import CatalogError
+from app.limits import DEFAULT_LIMITS, Limits
 from processors.base import LocationSpec
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -76,13 +77,94 @@ CoreSchemaLoader.add_constructor(
 )
 
 
-def load_yaml_documents(text: str | bytes) -> Iterator[Any]:
-    """Every document of a YAML stream (raises yaml.YAMLError on syntax errors)."""
-    return yaml.load_all(text, Loader=CoreSchemaLoader)
+class YamlLimitError(yaml.MarkedYAMLError):
+    """A document exceeds ``catalog.limits``; refused before it is constructed."""
 
 
-def load_yaml(text: str | bytes) -> Any:
-    return yaml.load(text, Loader=CoreSchemaLoader)
+def load_yaml_documents(text: str | bytes, limits: Limits | None = None) -> Iterator[Any]:
+    """Every document of a YAML stream (raises yaml.YAMLError on syntax errors).
+
+    Each document is composed into nodes first and checked against ``limits``
+    (documents per stream, nesting depth, nodes after alias expansion) before any
+    Python object is built, so a "billion laughs" document is refused while it is
+    still a few nodes, not after it has been expanded into a billion.
+    """
+    for _line, document in yaml_documents_with_lines(text, limits):
+        yield document
+
+
+def yaml_documents_with_lines(
+    text: str | bytes, limits: Limits | None = None
+) -> Iterator[tuple[int, Any]]:
+    """``(line, document)`` for every document, ``line`` being 1-based where it starts."""
+    limits = limits or DEFAULT_LIMITS
+    loader = CoreSchemaLoader(text)
+    try:
+        count = 0
+        while loader.check_node():
+            node = loader.get_node()
+            count += 1
+            if count > limits.documents_per_file:
+                raise YamlLimitError(
+                    problem=f"the stream has more than {limits.documents_per_file} documents "
+                    "(catalog.limits.documentsPerFile)",
+                    problem_mark=node.start_mark,
+                )
+            check_node_limits(node, limits)
+            yield node.start_mark.line + 1, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def check_node_limits(root: yaml.Node, limits: Limits) -> None:
+    """Raise YamlLimitError if the document under ``root`` nests mappings and sequences
+    deeper than ``limits.nesting_depth`` or has more than ``limits.yaml_nodes`` nodes
+    with its aliases expanded.
+
+    A breadth-first walk over the node graph visits an aliased node once per use,
+    which is exactly the expansion being limited, and it stops as soon as the count
+    passes the limit: the work is bounded by ``yaml_nodes`` whatever the file holds,
+    and a self-referencing alias (``&a [*a]``) ends at the depth limit.
+    """
+    max_nodes, max_depth = limits.yaml_nodes, limits.nesting_depth
+    count, depth = 1, 1
+    level: list[yaml.Node] = [root] if root.__class__ is not yaml.ScalarNode else []
+    while level:
+        if depth > max_depth:
+            raise YamlLimitError(
+                problem=f"the document nests deeper than {max_depth} levels "
+                "(catalog.limits.nestingDepth)",
+                problem_mark=level[0].start_mark,
+            )
+        below: list[yaml.Node] = []
+        for node in level:
+            if node.__class__ is yaml.MappingNode:
+                count += 2 * len(node.value)
+                for key, value in node.value:
+                    if key.__class__ is not yaml.ScalarNode:
+                        below.append(key)
+                    if value.__class__ is not yaml.ScalarNode:
+                        below.append(value)
+            else:
+                count += len(node.value)
+                below.extend(item for item in node.value if item.__class__ is not yaml.ScalarNode)
+            if count > max_nodes:
+                raise YamlLimitError(
+                    problem=f"the document has more than {max_nodes} nodes with its aliases "
+                    "expanded (catalog.limits.yamlNodes)",
+                    problem_mark=root.start_mark,
+                )
+        level = below
+        depth += 1
+
+
+def load_yaml(text: str | bytes, limits: Limits | None = None) -> Any:
+    """The single document of ``text`` (None when empty), within ``limits``."""
+    documents = load_yaml_documents(text, limits)
+    first = next(documents, None)
+    for _ in documents:
+        raise yaml.YAMLError("expected a single document in the stream, but found another")
+    return first
 
 
 class YamlParseError(CatalogError):
@@ -92,21 +174,32 @@ class YamlParseError(CatalogError):
 
 
 def parse_entities(
-    data: bytes, location: LocationSpec
+    data: bytes, location: LocationSpec, *, limits: Limits | None = None
 ) -> Iterator[tuple[dict[str, Any] | None, BaseException | None]]:
     """Yield ``(entity, None)`` per document, or ``(None, error)`` for a bad one.
 
-    A syntax error ends the stream with a :class:`YamlParseError`; the caller treats
-    the whole file as unreadable so the entities it produced before stay as they are.
+    A syntax error, or a file beyond ``limits`` (``catalog.limits``), ends the stream
+    with a :class:`YamlParseError`; the caller treats the whole file as unreadable so
+    the entities it produced before stay as they are.
     """
+    limits = limits or DEFAULT_LIMITS
     location_ref = location.ref
+    if len(data) > limits.file_bytes:
+        yield (
+            None,
+            YamlParseError(
+                f"YAML error at {location_ref}, the file is {len(data)} bytes, more than the "
+                f"limit of {limits.file_bytes} (catalog.limits.fileBytes)"
+            ),
+        )
+        return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         yield None, YamlParseError(f"YAML error at {location_ref}, file is not UTF-8 text: {exc}")
         return
     try:
-        for document in load_yaml_documents(text):
+        for document in load_yaml_documents(text, limits):
             if document is None:
                 # An empty document, e.g. a trailing "---".
                 continue

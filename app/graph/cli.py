@@ -409,8 +409,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.root and args.depth is not None:
         print("catalog: --depth needs --root", file=sys.stderr)
         return 2
+    from app.progress import Progress
+
     try:
-        data = _backend(args).call("export", "subgraph", args.format, options)
+        # A spinner with the elapsed time on a terminal; nothing in scripts.
+        with Progress(f"exporting {args.format}") as bar:
+            with bar.ticking():
+                data = _backend(args).call("export", "subgraph", args.format, options)
+            bar.close("")
     except Failure as failure:
         print(f"catalog: {failure.message}", file=sys.stderr)
         return failure.status

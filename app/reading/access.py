@@ -78,8 +78,10 @@ def _glob_base(pattern: str) -> str:
 class RootedFileReader(FileReader):
     """The ``file`` reader, confining untrusted reads to ``catalog.allowedFileRoots``."""
 
-    def __init__(self, roots: list[str], max_bytes: int | None = None):
-        super().__init__(max_bytes=max_bytes)
+    def __init__(
+        self, roots: list[str], max_bytes: int | None = None, max_matches: int | None = None
+    ):
+        super().__init__(max_bytes=max_bytes, max_matches=max_matches)
         self.file_roots = FileRoots(roots)
 
     def check_allowed(self, target: str) -> None:

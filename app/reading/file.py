@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 
 from app.errors import InputError, NotFoundError
@@ -14,8 +15,10 @@ _GLOB_CHARS = frozenset("*?[")
 class FileReader(Reader):
     types = ("file",)
 
-    def __init__(self, max_bytes: int | None = None):
+    def __init__(self, max_bytes: int | None = None, max_matches: int | None = None):
         self.max_bytes = max_bytes
+        #: Files one glob may match (``catalog.limits.globMatches``); None: no limit.
+        self.max_matches = max_matches
 
     def read(self, target: str) -> ReadResult:
         path = os.path.abspath(target)
@@ -30,7 +33,7 @@ class FileReader(Reader):
         if self.max_bytes is not None and stat.st_size > self.max_bytes:
             raise InputError(
                 f"Unable to read file {target}, it is {stat.st_size} bytes, "
-                f"more than the limit of {self.max_bytes}"
+                f"more than the limit of {self.max_bytes} (catalog.limits.fileBytes)"
             )
         with open(path, "rb") as handle:
             data = handle.read()
@@ -42,8 +45,18 @@ class FileReader(Reader):
     def search(self, target: str) -> list[str]:
         if not self.is_glob(target):
             return [os.path.abspath(target)]
-        matches = glob.glob(target, recursive=True)
-        return sorted(os.path.abspath(m) for m in matches if os.path.isfile(m))
+        files = (m for m in glob.iglob(target, recursive=True) if os.path.isfile(m))
+        if self.max_matches is None:
+            return sorted(os.path.abspath(m) for m in files)
+        # Stop walking at the first file past the limit: a glob such as /**/*.yaml must
+        # not list a whole file system before it is refused.
+        matches = list(itertools.islice(files, self.max_matches + 1))
+        if len(matches) > self.max_matches:
+            raise InputError(
+                f"The glob {target} matches more than {self.max_matches} files "
+                "(catalog.limits.globMatches)"
+            )
+        return sorted(os.path.abspath(m) for m in matches)
 
     def resolve(self, base: str, relative: str) -> str:
         if os.path.isabs(relative):

@@ -4,9 +4,9 @@ The allow list works as Backstage's ``FetchUrlReader``: each entry names a
 ``host`` (``example.com``, ``*.example.com`` for subdomains, ``host:port`` or
 ``host:8000-8100`` for ports; without a port only the scheme's default port
 matches) and optionally ``paths``, each matching that path or anything below it.
-Nothing is allowed without an entry. Redirects are followed by hand, at most five,
-and every hop must be allowed too, so an allowed host cannot bounce a read to an
-internal address.
+Nothing is allowed without an entry. Redirects are followed by hand, at most
+``catalog.limits.urlRedirects`` (five), and every hop must be allowed too, so an
+allowed host cannot bounce a read to an internal address.
 
 Unlike Backstage, every read has a deadline (``backend.reading.timeout``) and a size
 limit (``backend.reading.maxBytes``): a location is something any API caller can
@@ -143,10 +143,13 @@ class UrlReader(Reader):
         *,
         timeout: float = 30.0,
         max_bytes: int = 10 * 1024 * 1024,
+        max_redirects: int = MAX_REDIRECTS,
     ):
         self.allowed = allow_predicate(allow or [])
         self.timeout = timeout
         self.max_bytes = max_bytes
+        #: Redirects one read follows (``catalog.limits.urlRedirects``).
+        self.max_redirects = max_redirects
         self._opener = urllib.request.build_opener(_NoRedirects())
 
     def is_allowed(self, url: str) -> bool:
@@ -169,7 +172,8 @@ class UrlReader(Reader):
         self.check_allowed(target)
         deadline = time.monotonic() + self.timeout
         url = target
-        for _ in range(MAX_REDIRECTS):
+        # The first request and then one per redirect followed.
+        for _ in range(self.max_redirects + 1):
             if url != target and not self.is_allowed(url):
                 raise CatalogError(f"URL not allowed by backend.reading.allow configuration: {url}")
             headers = {"User-Agent": "pycatalog", "Accept": "*/*"}
@@ -202,7 +206,10 @@ class UrlReader(Reader):
             with response:
                 data = self._body(response, url, deadline)
                 return ReadResult(data=data, target=target, etag=response.headers.get("ETag"))
-        raise CatalogError(f"Too many redirects (max {MAX_REDIRECTS}) when reading {target}")
+        raise CatalogError(
+            f"Too many redirects (max {self.max_redirects}) when reading {target} "
+            "(catalog.limits.urlRedirects)"
+        )
 
     def _body(self, response: Any, url: str, deadline: float) -> bytes:
         declared = response.headers.get("Content-Length")

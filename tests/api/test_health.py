@@ -6,6 +6,8 @@ taken by hand between two readiness checks; nothing is timed.
 
 from __future__ import annotations
 
+import shutil
+
 from app import create_app
 from app.catalog import Catalog
 from app.config import AppConfig
@@ -67,5 +69,28 @@ def test_not_ready_is_a_503_with_nodes_reason_phrase(database_url, tmp_path):
         assert response.status == "503 Service Unavailable"
         catalog.engine.connect_providers()
         assert client.get(READINESS).status_code == 200  # an empty catalog is ready at once
+    finally:
+        catalog.stop()
+
+
+def test_an_unreachable_database_is_a_reason_not_a_500(tmp_path):
+    # Its own SQLite file, in a folder that then disappears: every new connection fails.
+    folder = tmp_path / "db"
+    folder.mkdir()
+    config = AppConfig(catalog_config(f"sqlite:///{folder / 'catalog.sqlite'}", []))
+    catalog = Catalog.from_config(config)
+    try:
+        client = create_app(config, catalog=catalog, start=False).test_client()
+        catalog.engine.connect_providers()
+        assert client.get(READINESS).status_code == 200
+        catalog.db.dispose()
+        shutil.rmtree(folder)
+        response = client.get(READINESS)
+        assert response.status_code == 503
+        assert response.get_json() == {
+            "status": "error",
+            "message": "The catalog is not ready: the database is unreachable (OperationalError)",
+        }
+        assert client.get(LIVENESS).status_code == 200
     finally:
         catalog.stop()
