@@ -50,6 +50,8 @@ class PlaceholderProcessor(CatalogProcessor):
         origin_location: LocationSpec,
         cache: ProcessorCache,
     ) -> dict[str, Any]:
+        if not _has_placeholder_key(entity):
+            return entity
         result, _ = self._process(entity, location, emit, [0])
         return result
 
@@ -112,6 +114,23 @@ class PlaceholderProcessor(CatalogProcessor):
                 f"Placeholder ${key} could not form a URL out of {base.target} and {value}"
             )
         return base.type, reader.resolve(base.target, value)
+
+
+def _has_placeholder_key(data: Any) -> bool:
+    """Whether any object in ``data`` has a ``$`` key: the common answer is no, and
+    finding that out allocates nothing."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and key.startswith("$"):
+                    return True
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(item for item in node if isinstance(item, dict | list))
+    return False
 
 
 def _parse_json(key: str, content: str) -> Any:

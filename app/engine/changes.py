@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from app.storage.bulk import insert_rows
 from app.storage.tables import catalog_state, entity_changes
@@ -59,6 +59,8 @@ def changes_since(conn: Connection, generation: int) -> tuple[int, set[str]] | N
     return latest, refs
 
 
-def prune_changes(conn: Connection, keep_after_generation: int) -> None:
-    """Forget changes at or before a generation every reader has already seen."""
-    conn.execute(delete(entity_changes).where(entity_changes.c.generation <= keep_after_generation))
+def prune_changes(conn: Connection, keep_rows: int = 200_000) -> None:
+    """Keep the newest ``keep_rows`` changes; a reader further behind rebuilds."""
+    newest = conn.execute(select(func.max(entity_changes.c.id))).scalar()
+    if newest is not None and newest > keep_rows:
+        conn.execute(delete(entity_changes).where(entity_changes.c.id <= newest - keep_rows))

@@ -32,6 +32,7 @@ from entity_providers.base import (
 )
 
 from . import refresh_state as rs
+from .changes import prune_changes
 from .orchestrator import Orchestrator
 from .provider_runs import ProviderRuns
 from .stitcher import claim_stitch_batch, stitch
@@ -54,7 +55,10 @@ class EngineSettings:
     #: longer than this many seconds.
     stitch_max_delay: float = 5.0
     #: Threads that claim and process batches side by side (see CatalogEngine.start).
-    processing_threads: int = 2
+    processing_threads: int = 1
+    #: Seconds a claimed batch is reserved for its process; if that process dies, the
+    #: batch comes due again after this long. Far above any batch's processing time.
+    claim_lease: float = 60.0
 
 
 @dataclass
@@ -195,7 +199,7 @@ class CatalogEngine:
         now = self.clock()
         with self.db.transaction() as conn:
             claimed = rs.claim_due(
-                self.db, conn, self.settings.batch_size, now, self.settings.processing_interval
+                self.db, conn, self.settings.batch_size, now, self.settings.claim_lease
             )
         # A full batch means more is probably due: stitching may wait for it (a partial
         # or empty one ends that at once).
@@ -225,6 +229,7 @@ class CatalogEngine:
         with self.db.transaction() as conn:
             to_stitch = rs.write_results(conn, results, now)
             rs.queue_stitch(self.db, conn, to_stitch, now)
+            rs.schedule_next(conn, claimed, now, self.settings.processing_interval)
         self.stats.processed += len(claimed)
         return len(claimed)
 
@@ -315,6 +320,8 @@ class CatalogEngine:
         """Ready once every known entity was processed once and stitched."""
         if not self._providers_connected:
             return False, "entity providers are not connected yet"
+        if self.stats.last_error:
+            return False, f"the processing loop is failing: {self.stats.last_error}"
         with self.db.engine.connect() as conn:
             unprocessed, queued = rs.count_pending(conn)
         if unprocessed or queued:
@@ -397,6 +404,8 @@ class CatalogEngine:
         if now - self._last_orphan_cleanup >= self.settings.orphan_cleanup_interval:
             self._last_orphan_cleanup = now
             work += self.cleanup_orphans()
+            with self.db.transaction() as conn:
+                prune_changes(conn)
         self._run_scheduled_providers(now)
         return work
 

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import ConflictError, InputError, NotAllowedError, NotFoundError
+from app.errors import ConflictError, InputError, NotAllowedError
 from app.model import (
     apply_entity_policies,
     entity_ref,
@@ -39,7 +39,7 @@ from processors.base import (
     overrides,
 )
 
-from .parsing import YamlParseError
+from .parsing import DocumentError
 from .rules import RulesEnforcer
 
 log = logging.getLogger(__name__)
@@ -311,9 +311,12 @@ def _location_of(ref: Any, entity_ref_text: str) -> LocationSpec:
 
 
 def _means_unreadable(error: BaseException) -> bool:
-    return isinstance(error, NotFoundError | YamlParseError) or (
-        isinstance(error, InputError) and "threw an error while reading" in str(error)
-    )
+    """Whether an error met while reading a location says nothing it held can be trusted.
+
+    Everything but a single bad document does: a missing or unreadable file, a syntax
+    error, a limit, a timeout. The entities read from it before then stay as they were.
+    """
+    return not isinstance(error, DocumentError)
 
 
 def _not_allowed(ref: str, location_ref: str, origin_ref: str) -> BaseException:

@@ -48,6 +48,8 @@ class Claimed:
     cache: dict[str, Any]
     processed_at: float | None
     has_processed: bool
+    #: The claim's lease: ``next_update_at`` while this process works on the row.
+    lease_until: float
 
 
 @dataclass
@@ -130,6 +132,17 @@ def _referenced_elsewhere(
     return result
 
 
+_REFRESH_STATE_INSERT = (
+    "entity_id",
+    "entity_ref",
+    "unprocessed_entity",
+    "unprocessed_hash",
+    "location_key",
+    "next_update_at",
+    "last_discovery_at",
+)
+
+
 def upsert_unprocessed(
     conn: Connection,
     items: list[Unprocessed],
@@ -149,7 +162,25 @@ def upsert_unprocessed(
     result = UpsertResult()
     if existing is None:
         existing = _existing(conn, [item.ref for item in items])
+    pending = items
+    while pending:
+        pending = _upsert_round(conn, pending, now, source_key, source_ref, existing, result)
+    return result
+
+
+def _upsert_round(
+    conn: Connection,
+    items: list[Unprocessed],
+    now: float,
+    source_key: str | None,
+    source_ref: str | None,
+    existing: dict[str, _Known],
+    result: UpsertResult,
+) -> list[Unprocessed]:
+    """One pass of :func:`upsert_unprocessed`; returns the items another process
+    inserted meanwhile (PostgreSQL only), to be classified again as existing rows."""
     inserts: list[tuple[Any, ...]] = []
+    inserted: dict[str, Unprocessed] = {}
     updates: list[tuple[Any, ...]] = []
     contested: list[Unprocessed] = []
     for item in items:
@@ -158,10 +189,10 @@ def upsert_unprocessed(
             inserts.append(
                 (new_entity_id(), item.ref, item.text, item.hash, item.location_key, now, now)
             )
+            inserted[item.ref] = item
             # A later parent in the same batch that emits this ref must see the new row
             # (and its location key), or it would insert the ref a second time.
             existing[item.ref] = _Known(item.location_key, item.hash)
-            result.accepted.append(item.ref)
         elif row.location_key not in (None, item.location_key):
             contested.append(item)
         else:
@@ -186,27 +217,35 @@ def upsert_unprocessed(
                 existing[item.ref] = _Known(item.location_key, item.hash)
                 result.accepted.append(item.ref)
 
-    insert_rows(
-        conn,
-        "refresh_state",
-        (
-            "entity_id",
-            "entity_ref",
-            "unprocessed_entity",
-            "unprocessed_hash",
-            "location_key",
-            "next_update_at",
-            "last_discovery_at",
-        ),
-        inserts,
-    )
     execute_many(
         conn,
         "UPDATE refresh_state SET unprocessed_entity = ?, unprocessed_hash = ?, "
         "location_key = ?, next_update_at = ?, last_discovery_at = ? WHERE entity_ref = ?",
         updates,
     )
-    return result
+    lost: list[Unprocessed] = []
+    if conn.dialect.name == "postgresql":
+        # Another instance may insert the same ref between our read and our insert;
+        # skip those rows instead of failing the batch, then treat them as existing.
+        insert_ignore_rows(conn, "refresh_state", _REFRESH_STATE_INSERT, inserts)
+        ours = {row[1]: row[0] for row in inserts}
+        theirs = [
+            ref
+            for ref, entity_id in select_in(
+                conn,
+                "SELECT entity_ref, entity_id FROM refresh_state WHERE entity_ref IN ({in})",
+                list(ours),
+            )
+            if entity_id != ours[ref]
+        ]
+        if theirs:
+            existing.update(_existing(conn, theirs))
+            lost = [inserted.pop(ref) for ref in theirs]
+    else:
+        # SQLite has one writer at a time (BEGIN IMMEDIATE): what we read still holds.
+        insert_rows(conn, "refresh_state", _REFRESH_STATE_INSERT, inserts)
+    result.accepted.extend(inserted)
+    return lost
 
 
 def _update_values(item: Unprocessed, now: float) -> tuple[Any, ...]:
@@ -331,9 +370,14 @@ def claim_due(
     conn: Connection,
     limit: int,
     now: float,
-    interval: tuple[float, float] | None,
+    lease: float,
 ) -> list[Claimed]:
-    """Claim up to ``limit`` due rows by pushing their next update out by the interval."""
+    """Claim up to ``limit`` due rows by leasing them for ``lease`` seconds.
+
+    While leased, nobody else claims them; if this process dies, they come due again
+    when the lease ends. ``write_results`` replaces the lease with the next
+    processing time.
+    """
     query = (
         select(
             refresh_state.c.entity_id,
@@ -354,12 +398,11 @@ def claim_due(
     rows = conn.execute(query).all()
     if not rows:
         return []
-    low, high = interval if interval is not None else (10**9, 10**9)
-    conn.execute(
-        update(refresh_state)
-        .where(refresh_state.c.entity_id == bindparam("b_id"))
-        .values(next_update_at=bindparam("b_next")),
-        [{"b_id": row.entity_id, "b_next": now + random.uniform(low, high)} for row in rows],
+    lease_until = now + lease
+    execute_many(
+        conn,
+        "UPDATE refresh_state SET next_update_at = ? WHERE entity_id = ?",
+        [(lease_until, row.entity_id) for row in rows],
     )
     return [
         Claimed(
@@ -371,6 +414,7 @@ def claim_due(
             cache=jsonutil.loads(row.cache) if row.cache else {},
             processed_at=row.processed_at,
             has_processed=bool(row.has_processed),
+            lease_until=lease_until,
         )
         for row in rows
     ]
@@ -387,6 +431,19 @@ def result_hash_of(outcome: ProcessingOutcome, children: list[Unprocessed]) -> s
             "failed": sorted(outcome.failed_locations),
             "cache": outcome.cache,
         }
+    )
+
+
+def schedule_next(
+    conn: Connection, claimed: list[Claimed], now: float, interval: tuple[float, float] | None
+) -> None:
+    """Replace the claims' leases with the next processing times. A row whose
+    ``next_update_at`` changed meanwhile (a refresh asked for it now) keeps that."""
+    low, high = interval if interval is not None else (10**9, 10**9)
+    execute_many(
+        conn,
+        "UPDATE refresh_state SET next_update_at = ? WHERE entity_id = ? AND next_update_at = ?",
+        [(now + random.uniform(low, high), row.entity_id, row.lease_until) for row in claimed],
     )
 
 

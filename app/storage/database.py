@@ -7,6 +7,7 @@ processes can share.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -86,15 +87,31 @@ class Database:
                 conn.close()
 
     def migrate(self) -> None:
-        """Run Alembic migrations to head (under an advisory lock on PostgreSQL)."""
+        """Run Alembic migrations to head.
+
+        Several workers or instances may start at once: one migrates, the others wait
+        (an advisory lock on PostgreSQL, a lock file beside an SQLite database).
+        """
         cfg = AlembicConfig(str(MIGRATIONS_DIR / "alembic.ini"))
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as conn:
+        with self._migration_lock(), self.engine.begin() as conn:
             if self.is_postgres:
-                # Several instances may start at once; one migrates, the others wait.
                 conn.execute(text("SELECT pg_advisory_xact_lock(7007001)"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        database = make_url(self.url).database if self.is_sqlite else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def dispose(self) -> None:
         self.engine.dispose()

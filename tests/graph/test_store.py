@@ -150,7 +150,7 @@ def test_a_pruned_change_log_means_a_rebuild(make_catalog, tmp_path: Path):
     write_yaml(path, TEAM, component("web", dependsOn=["resource:db"]), resource("db"))
     reprocess(catalog)
     with catalog.db.transaction() as conn:
-        prune_changes(conn, current_generation(conn))
+        prune_changes(conn, keep_rows=0)
     write_yaml(
         path, TEAM, component("web", dependsOn=["resource:db"]), resource("db"), resource("more")
     )
