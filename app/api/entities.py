@@ -11,6 +11,7 @@ from flask import Response, request
 
 from app import jsonutil
 from app.api.blueprint import Blueprint, catalog
+from app.api.cache import cached
 from app.api.cursors import (
     QueryCursor,
     decode_after_cursor,
@@ -87,6 +88,7 @@ def _combine(*nodes: Filter | None) -> Filter | None:
 @blp.route("/entities")
 @blp.arguments(EntitiesQuery, location="query", as_kwargs=True)
 @blp.response(200, ProjectedEntitySchema(many=True))
+@cached
 def list_entities(**args: Any) -> Response:
     """All entities matching the filters; paginated when limit, offset or after is given."""
     node = parse_filter_params(args.get("filter") or [])
@@ -228,6 +230,7 @@ def _run_query(
 @blp.route("/entities/by-query", methods=["GET"])
 @blp.arguments(QueryEntitiesQuery, location="query", as_kwargs=True)
 @blp.response(200, QueryEntitiesResponse)
+@cached
 def query_entities(**args: Any) -> Response:
     """A page of entities, with cursors to move forwards and backwards."""
     fields = parse_fields(split_csv(args.get("fields")))
@@ -253,6 +256,7 @@ def query_entities(**args: Any) -> Response:
 @blp.route("/entities/by-query", methods=["POST"])
 @blp.arguments(QueryEntitiesBody, location="json", as_kwargs=True)
 @blp.response(200, QueryEntitiesResponse)
+@cached
 def query_entities_by_predicate(**body: Any) -> Response:
     """Like the GET form, with a ``FilterPredicate`` query in the body."""
     fields = parse_fields(body.get("fields") or [])

@@ -8,6 +8,7 @@ from flask import Response
 
 from app import jsonutil
 from app.api.blueprint import Blueprint, catalog
+from app.api.cache import cached
 from app.api.errors import json_response
 from app.api.filter_params import parse_filter_params, parse_predicate
 from app.api.schemas import FacetsBody, FacetsQuery, FacetsResponse
@@ -29,6 +30,7 @@ def _facets(facets: list[str], node: Filter | None) -> Response:
 @blp.route("/entity-facets", methods=["GET"])
 @blp.arguments(FacetsQuery, location="query", as_kwargs=True)
 @blp.response(200, FacetsResponse)
+@cached
 def get_facets(**args: Any) -> Response:
     """Counts per value of each ``facet``, over the entities matching ``filter``."""
     return _facets(args["facet"], parse_filter_params(args.get("filter") or []))
@@ -37,6 +39,7 @@ def get_facets(**args: Any) -> Response:
 @blp.route("/entity-facets", methods=["POST"])
 @blp.arguments(FacetsBody, location="json", as_kwargs=True)
 @blp.response(200, FacetsResponse)
+@cached
 def post_facets(**body: Any) -> Response:
     """Like the GET form, with a ``FilterPredicate`` query."""
     node = parse_predicate(body["query"]) if body.get("query") is not None else None
