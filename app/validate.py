@@ -43,6 +43,7 @@ from app.engine.rules import RulesEnforcer
 from app.errors import error_message, error_name
 from app.limits import Limits
 from app.model import entity_ref
+from app.model.refs import js_typeof
 from app.plugins import PROCESSORS_GROUP, load_plugins
 from app.reading import Reader, Readers, ReadResult
 from app.reading.file import FileReader
@@ -176,7 +177,7 @@ class Linter:
 
     def lint_document(self, document: Any, path: str) -> list[str]:
         if not isinstance(document, dict):
-            return [f"Expected object at root, got {_js_typeof(document)}"]
+            return [f"Expected object at root, got {js_typeof(document)}"]
         location = LocationSpec("file", os.path.abspath(path))
         entity = _with_location(document, location.ref)
         outcome = self.orchestrator.process(entity)
@@ -251,15 +252,6 @@ def _stand_in(key: str, resolve: Any) -> Any:
 
     return resolver
 
-
-def _js_typeof(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "object"
 
 
 def _is_catalog_file(path: Path) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from app.model import entity_ref
 from app.storage.database import Database
@@ -38,6 +39,15 @@ from .provider_runs import ProviderRuns
 from .stitcher import claim_stitch_batch, stitch
 
 log = logging.getLogger(__name__)
+
+#: Tries to write one batch when PostgreSQL aborts it for a deadlock.
+WRITE_ATTEMPTS = 3
+# SQLSTATEs of transactions PostgreSQL aborted for a conflict with another one.
+_CONFLICT_STATES = ("40P01", "40001")
+
+
+def _is_write_conflict(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
 
 
 @dataclass
@@ -115,6 +125,9 @@ class CatalogEngine:
         self._last_orphan_cleanup = 0.0
         self._provider_schedule: dict[str, float] = {}
         self.provider_runs = ProviderRuns()
+        # Claims of batches that failed after claiming, to release (see process_batch).
+        self._abandoned: list[rs.Claimed] = []
+        self._abandoned_lock = threading.Lock()
 
     # -- providers -----------------------------------------------------------
 
@@ -196,6 +209,7 @@ class CatalogEngine:
 
     def process_batch(self) -> int:
         """Claim, process and write one batch; return the number of entities processed."""
+        self._release_abandoned()
         now = self.clock()
         with self.db.transaction() as conn:
             claimed = rs.claim_due(
@@ -207,6 +221,32 @@ class CatalogEngine:
         self._busy_until = self.clock() + self.settings.stitch_max_delay if full else 0.0
         if not claimed:
             return 0
+        try:
+            written = self._write(claimed, self._process(claimed))
+        except BaseException:
+            # Left alone, the rows would wait for the lease to end (a minute) after, say,
+            # the database came back; the next round releases them (if it can by then).
+            with self._abandoned_lock:
+                self._abandoned.extend(claimed)
+            raise
+        self.stats.processed += written
+        return written
+
+    def _release_abandoned(self) -> None:
+        with self._abandoned_lock:
+            abandoned, self._abandoned = self._abandoned, []
+        if not abandoned:
+            return
+        try:
+            with self.db.transaction() as conn:
+                rs.release_claims(conn, abandoned, self.clock(), None)
+        except BaseException:
+            with self._abandoned_lock:
+                self._abandoned.extend(abandoned)
+            raise
+        log.info("Released %d claimed entities of a failed batch", len(abandoned))
+
+    def _process(self, claimed: list[rs.Claimed]) -> list[tuple[rs.Claimed, Any]]:
         results = []
         for row in claimed:
             # Each claimed entity was just decoded from its row: hand it over, uncopied.
@@ -225,13 +265,36 @@ class CatalogEngine:
                     "; ".join(str(e) for e in outcome.errors),
                 )
             results.append((row, outcome))
-        now = self.clock()
-        with self.db.transaction() as conn:
-            to_stitch = rs.write_results(conn, results, now)
-            rs.queue_stitch(self.db, conn, to_stitch, now)
-            rs.schedule_next(conn, claimed, now, self.settings.processing_interval)
-        self.stats.processed += len(claimed)
-        return len(claimed)
+        return results
+
+    def _write(self, claimed: list[rs.Claimed], results: list[tuple[rs.Claimed, Any]]) -> int:
+        """Write the outcomes whose claims are still ours; return how many were written.
+
+        PostgreSQL may abort one of two writers that lock rows (children, stitch queue)
+        in opposite orders: the loser's batch is written again at once.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                now = self.clock()
+                with self.db.transaction() as conn:
+                    held = rs.held_claims(self.db, conn, claimed)
+                    if len(held) < len(claimed):
+                        log.warning(
+                            "%d claimed entities were taken over by another process after "
+                            "their lease ended; their results are dropped",
+                            len(claimed) - len(held),
+                        )
+                    ours = {row.entity_id for row in held}
+                    mine = [(row, outcome) for row, outcome in results if row.entity_id in ours]
+                    to_stitch = rs.write_results(conn, mine, now)
+                    rs.queue_stitch(self.db, conn, to_stitch, now)
+                    rs.schedule_next(conn, held, now, self.settings.processing_interval)
+                return len(held)
+            except DBAPIError as exc:
+                if attempt == WRITE_ATTEMPTS or not _is_write_conflict(exc):
+                    raise
+                log.info("Writing a batch met a concurrent writer (%s); retrying", exc.orig)
+        raise AssertionError("unreachable")
 
     def stitch_batch(self, queued_before: float | None = None) -> int:
         """Stitch one batch of queued refs (only those queued before the given time, if
@@ -265,24 +328,8 @@ class CatalogEngine:
         return len(deleted)
 
     def run_once(self) -> int:
-        """One round of every duty; return the amount of work done."""
-        processed = self.process_batch()
-        work = processed
-        # While full batches keep coming, stitch only what has waited long enough: the
-        # rest is likely to be touched again by the next batches.
-        busy = processed >= self.settings.batch_size
-        cutoff = self.clock() - self.settings.stitch_max_delay if busy else None
-        while True:
-            taken = self.stitch_batch(cutoff)
-            work += taken
-            if taken < self.settings.stitch_batch_size:
-                break
-        now = self.clock()
-        if now - self._last_orphan_cleanup >= self.settings.orphan_cleanup_interval:
-            self._last_orphan_cleanup = now
-            work += self.cleanup_orphans()
-        self._run_scheduled_providers(now)
-        return work
+        """One round of every duty, in this thread; return the amount of work done."""
+        return self.process_batch() + self._run_duties()
 
     def _run_scheduled_providers(self, now: float) -> None:
         for provider in self.providers:

@@ -16,6 +16,7 @@ import yaml
 
 from app.errors import CatalogError
 from app.limits import DEFAULT_LIMITS, Limits
+from app.model.refs import js_typeof
 from processors.base import LocationSpec
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -341,22 +342,13 @@ def parse_entities(
             if isinstance(document, dict):
                 yield document, None
             else:
-                kind = "object" if isinstance(document, list) else _js_typeof(document)
+                kind = "object" if isinstance(document, list) else js_typeof(document)
                 yield None, DocumentError(f"Expected object at root, got {kind}")
     except yaml.YAMLError as exc:
         yield None, YamlParseError(f"YAML error at {location_ref}, {_describe(exc)}")
     except RecursionError:
         yield None, YamlParseError(f"YAML error at {location_ref}, the document nests too deeply")
 
-
-def _js_typeof(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "object"
 
 
 def _describe(exc: yaml.YAMLError) -> str:

@@ -18,15 +18,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app import jsonutil
 from app.errors import ConflictError, serialize_error
-from app.storage.bulk import execute_many, insert_ignore_rows, insert_rows, select_in
+from app.storage.bulk import delete_in, execute_many, insert_ignore_rows, insert_rows, select_in
 from app.storage.database import Database
 from app.storage.ids import new_entity_id
 from app.storage.tables import (
     final_entities,
-    refresh_keys,
     refresh_state,
     refresh_state_references,
-    relations,
     search,
     stitch_queue,
 )
@@ -84,8 +82,21 @@ def insert_ignore(db: Database, table: Any) -> Any:
 
 
 def queue_stitch(db: Database, conn: Connection, refs: Iterable[str], now: float) -> None:
-    insert_ignore_rows(
-        conn, "stitch_queue", ("entity_ref", "queued_at"), [(ref, now) for ref in set(refs)]
+    # Sorted: concurrent transactions then lock queue rows in one order and cannot
+    # deadlock on them (a set's order differs from process to process).
+    rows = [(ref, now) for ref in sorted(set(refs))]
+    if not db.is_postgres:
+        insert_ignore_rows(conn, "stitch_queue", ("entity_ref", "queued_at"), rows)
+        return
+    # Not DO NOTHING: a stitcher that claimed the existing row before our commit would
+    # stitch the old version, delete the row and leave our change unstitched. The
+    # (no-op) update locks the row instead: a stitcher skips it until we commit, or, if
+    # it holds the row already, we wait and insert it anew once it is gone.
+    execute_many(
+        conn,
+        "INSERT INTO stitch_queue (entity_ref, queued_at) VALUES (?, ?) "
+        "ON CONFLICT (entity_ref) DO UPDATE SET queued_at = stitch_queue.queued_at",
+        rows,
     )
 
 
@@ -329,17 +340,8 @@ def delete_entities(conn: Connection, refs: Iterable[str]) -> tuple[set[str], se
                     refresh_state_references.c.target_entity_ref.in_(batch)
                 )
             )
+        restitch |= _drop_emitted(conn, ids)
         for batch in chunked(ids):
-            restitch.update(
-                row[0]
-                for row in conn.execute(
-                    select(relations.c.source_entity_ref)
-                    .where(relations.c.originating_entity_id.in_(batch))
-                    .distinct()
-                )
-            )
-            conn.execute(delete(relations).where(relations.c.originating_entity_id.in_(batch)))
-            conn.execute(delete(refresh_keys).where(refresh_keys.c.entity_id.in_(batch)))
             conn.execute(delete(search).where(search.c.entity_id.in_(batch)))
             conn.execute(delete(final_entities).where(final_entities.c.entity_id.in_(batch)))
             conn.execute(delete(refresh_state).where(refresh_state.c.entity_id.in_(batch)))
@@ -374,9 +376,11 @@ def claim_due(
 ) -> list[Claimed]:
     """Claim up to ``limit`` due rows by leasing them for ``lease`` seconds.
 
-    While leased, nobody else claims them; if this process dies, they come due again
-    when the lease ends. ``write_results`` replaces the lease with the next
-    processing time.
+    While leased (``claimed_until``), nobody else claims them, even when they come due
+    again meanwhile (a parent emitted a new version, a refresh): so no entity is
+    processed by two processes at once, and the later version is processed after the
+    claimant wrote. If this process dies, the rows come due again when the lease
+    ends. :func:`release_claims` ends the lease after the write.
     """
     query = (
         select(
@@ -390,6 +394,7 @@ def claim_due(
             refresh_state.c.processed_entity.is_not(None).label("has_processed"),
         )
         .where(refresh_state.c.next_update_at <= now)
+        .where(refresh_state.c.claimed_until.is_(None) | (refresh_state.c.claimed_until <= now))
         .order_by(refresh_state.c.next_update_at)
         .limit(limit)
     )
@@ -399,10 +404,12 @@ def claim_due(
     if not rows:
         return []
     lease_until = now + lease
+    # next_update_at moves with the lease: it tells release_claims whether anyone asked
+    # for the row meanwhile, and keeps leased rows out of the "due" counts.
     execute_many(
         conn,
-        "UPDATE refresh_state SET next_update_at = ? WHERE entity_id = ?",
-        [(lease_until, row.entity_id) for row in rows],
+        "UPDATE refresh_state SET next_update_at = ?, claimed_until = ? WHERE entity_id = ?",
+        [(lease_until, lease_until, row.entity_id) for row in sorted(rows, key=_entity_id)],
     )
     return [
         Claimed(
@@ -434,17 +441,66 @@ def result_hash_of(outcome: ProcessingOutcome, children: list[Unprocessed]) -> s
     )
 
 
+def _entity_id(row: Any) -> str:
+    return str(row.entity_id)
+
+
+def held_claims(db: Database, conn: Connection, claimed: list[Claimed]) -> list[Claimed]:
+    """The rows of ``claimed`` whose claim is still ours, locked until the transaction
+    ends on PostgreSQL (so nobody takes them over before our write commits).
+
+    A claim is lost when its lease ran out and another process claimed the row: that
+    process's result is the newer one, and ours must not overwrite it.
+    """
+    if not claimed:
+        return []
+    lock = " FOR UPDATE" if db.is_postgres else ""
+    leases: dict[float, list[str]] = {}
+    for row in claimed:
+        leases.setdefault(row.lease_until, []).append(row.entity_id)
+    ours: set[str] = set()
+    for lease, ids in leases.items():
+        ours.update(
+            found[0]
+            for found in select_in(
+                conn,
+                "SELECT entity_id FROM refresh_state WHERE claimed_until = ? "
+                "AND entity_id IN ({in}) ORDER BY entity_id" + lock,
+                sorted(ids),
+                (lease,),
+            )
+        )
+    return [row for row in claimed if row.entity_id in ours]
+
+
+def release_claims(
+    conn: Connection,
+    claimed: list[Claimed],
+    now: float,
+    interval: tuple[float, float] | None,
+) -> None:
+    """End our claims: each row is due next after the processing interval, or
+    ``interval=None`` and ``now`` for a retry. A row whose ``next_update_at`` changed
+    meanwhile (a new version, a refresh) keeps that and is processed again at once."""
+    low, high = interval if interval is not None else (0.0, 0.0)
+    execute_many(
+        conn,
+        "UPDATE refresh_state SET next_update_at = CASE WHEN next_update_at = ? THEN ? "
+        "ELSE next_update_at END, claimed_until = NULL "
+        "WHERE entity_id = ? AND claimed_until = ?",
+        [
+            (row.lease_until, now + random.uniform(low, high), row.entity_id, row.lease_until)
+            for row in sorted(claimed, key=_entity_id)
+        ],
+    )
+
+
 def schedule_next(
     conn: Connection, claimed: list[Claimed], now: float, interval: tuple[float, float] | None
 ) -> None:
-    """Replace the claims' leases with the next processing times. A row whose
-    ``next_update_at`` changed meanwhile (a refresh asked for it now) keeps that."""
-    low, high = interval if interval is not None else (10**9, 10**9)
-    execute_many(
-        conn,
-        "UPDATE refresh_state SET next_update_at = ? WHERE entity_id = ? AND next_update_at = ?",
-        [(now + random.uniform(low, high), row.entity_id, row.lease_until) for row in claimed],
-    )
+    """Replace the claims' leases with the next processing times (never, without an
+    interval). A row asked for meanwhile keeps its time (see :func:`release_claims`)."""
+    release_claims(conn, claimed, now, interval if interval is not None else (10**9, 10**9))
 
 
 def write_results(
@@ -489,18 +545,7 @@ def write_results(
     if not changed:
         return stitch
 
-    ids = [claimed.entity_id for claimed, _, _, _ in changed]
-    for batch in chunked(ids):
-        stitch.update(
-            row[0]
-            for row in conn.execute(
-                select(relations.c.source_entity_ref)
-                .where(relations.c.originating_entity_id.in_(batch))
-                .distinct()
-            )
-        )
-        conn.execute(delete(relations).where(relations.c.originating_entity_id.in_(batch)))
-        conn.execute(delete(refresh_keys).where(refresh_keys.c.entity_id.in_(batch)))
+    stitch |= _drop_emitted(conn, [claimed.entity_id for claimed, _, _, _ in changed])
 
     relation_rows: list[tuple[str, str, str, str]] = []
     key_rows: list[tuple[str, str]] = []
@@ -561,6 +606,23 @@ def write_results(
         updates,
     )
     return stitch
+
+
+def _drop_emitted(conn: Connection, entity_ids: list[str]) -> set[str]:
+    """Delete the relations and refresh keys these entities emitted; return the refs on
+    the source side of those relations (their final entities lose the rows)."""
+    sources = {
+        row[0]
+        for row in select_in(
+            conn,
+            "SELECT DISTINCT source_entity_ref FROM relations "
+            "WHERE originating_entity_id IN ({in})",
+            entity_ids,
+        )
+    }
+    delete_in(conn, "relations", "originating_entity_id", entity_ids)
+    delete_in(conn, "refresh_keys", "entity_id", entity_ids)
+    return sources
 
 
 def _children_from(conn: Connection, parent_ref: str, location_keys: set[str]) -> set[str]:

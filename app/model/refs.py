@@ -242,7 +242,9 @@ def js_string(value: Any) -> str:
     return str(value)
 
 
-def _js_typeof(value: Any) -> str:
+def js_typeof(value: Any) -> str:
+    """JavaScript's ``typeof`` of a JSON value (``null`` and arrays are "object"),
+    which Backstage's messages print."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -257,7 +259,7 @@ def parse_location_ref(ref: Any) -> tuple[str, str]:
     if not isinstance(ref, str):
         raise LocationRefError(
             f"Unable to parse location ref '{js_string(ref)}', "
-            f"unexpected argument {_js_typeof(ref)}"
+            f"unexpected argument {js_typeof(ref)}"
         )
     split = ref.find(":")
     expected = (
