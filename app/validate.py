@@ -253,7 +253,6 @@ def _stand_in(key: str, resolve: Any) -> Any:
     return resolver
 
 
-
 def _is_catalog_file(path: Path) -> bool:
     if path.name in CATALOG_FILE_NAMES:
         return True

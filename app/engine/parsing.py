@@ -350,7 +350,6 @@ def parse_entities(
         yield None, YamlParseError(f"YAML error at {location_ref}, the document nests too deeply")
 
 
-
 def _describe(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)

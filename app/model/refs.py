@@ -258,8 +258,7 @@ def parse_location_ref(ref: Any) -> tuple[str, str]:
     """Split ``<type>:<target>`` at the first colon, rejecting what Backstage rejects."""
     if not isinstance(ref, str):
         raise LocationRefError(
-            f"Unable to parse location ref '{js_string(ref)}', "
-            f"unexpected argument {js_typeof(ref)}"
+            f"Unable to parse location ref '{js_string(ref)}', unexpected argument {js_typeof(ref)}"
         )
     split = ref.find(":")
     expected = (
