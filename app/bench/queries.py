@@ -17,16 +17,31 @@ from typing import Any
 
 import requests
 
+from app.progress import Progress
+
 from .synthetic import SyntheticCatalog
 
 PAGE_SIZE = 50
 REFS_PER_BATCH = 100
 #: Seconds between completeness polls while ingesting (each poll costs the server CPU).
 POLL_INTERVAL = 0.25
+#: Seconds between the extra count polls that feed the ingest progress bar (terminal only).
+PROGRESS_INTERVAL = 1.0
 #: A query kind stops early after this long (a pathological plan must not stall the run).
 MAX_SECONDS_PER_KIND = 120.0
 #: The full listing is seconds at 100k entities: fewer samples of it.
 MAX_LIST_ALL_REQUESTS = 10
+
+#: Requests at most for the graph queries that compute over tens of thousands of entities.
+MAX_HEAVY_GRAPH_REQUESTS = 50
+#: Client-side walks at most (each one is many requests).
+MAX_WALK_REQUESTS = 5
+#: Refs per POST /entities/by-refs of the client-side walk.
+WALK_BATCH = 500
+#: A dependent of X, seen from X's relations: those depending on X (dependsOn,
+#: consumesApi), the APIs X provides and the system or domain X is part of; the
+#: graph API's default view, walked backwards.
+WALK_RELATIONS = frozenset({"dependencyOf", "apiConsumedBy", "providesApi", "partOf"})
 
 # (key, description) in the order the report shows them.
 QUERY_KINDS = (
@@ -38,6 +53,35 @@ QUERY_KINDS = (
     ("owned_by", "GET /entities?filter=relations.ownedBy=<group>"),
     ("full_text", "GET /entities/by-query full-text on metadata.name"),
     ("list_all", "GET /entities?fields=kind,metadata.name (all)"),
+    (
+        "dependents_walk",
+        "every dependent of the most depended-on resource, walked level by level "
+        f"with POST /entities/by-refs ({WALK_BATCH} refs each): the catalog API's answer",
+    ),
+)
+#: Kinds whose requests repeat (the same request, or a few dozen distinct ones), so
+#: that a server caching answers (ours) mostly serves them from its cache.
+REPEATED_KINDS = ("by_query", "facets", "full_text", "list_all", "graph_dependents")
+# The graph API (ours only: Backstage has none); paths are relative to the server root.
+GRAPH_KINDS = (
+    (
+        "graph_dependents",
+        "GET /api/graph/dependents of the most depended-on resource "
+        "(the same request each time: answered from the graph's cache after the first)",
+    ),
+    (
+        "graph_dependents_uncached",
+        "the same with a different limit each time (computed every time)",
+    ),
+    ("graph_dependencies", "GET /api/graph/dependencies of a random component"),
+    (
+        "graph_impact",
+        "GET /api/graph/impact of the most depended-on resource (computed every time)",
+    ),
+    (
+        "graph_path",
+        "GET /api/graph/path from a random dependent component to that resource",
+    ),
 )
 
 
@@ -99,7 +143,49 @@ def build_requests(catalog: SyntheticCatalog, count: int, seed: int) -> dict[str
         Request("GET", "/entities", [("fields", "kind,metadata.name")])
         for _ in range(min(count, MAX_LIST_ALL_REQUESTS))
     ]
+    if catalog.graph is not None:
+        hub = catalog.graph.most_depended_on
+        plan["dependents_walk"] = [
+            Request("POST", "/entities/by-refs", body={"entityRef": hub})
+            for _ in range(min(count, MAX_WALK_REQUESTS))
+        ]
     return plan
+
+
+def build_graph_requests(
+    catalog: SyntheticCatalog, count: int, seed: int
+) -> dict[str, list[Request]]:
+    """The timed graph API requests per kind (paths relative to the server's root)."""
+    targets = catalog.graph
+    if targets is None:
+        return {}
+    rng = random.Random(f"graph:{seed}:{catalog.entity_count}")
+    hub = targets.most_depended_on
+    components = catalog.refs_by_kind.get("component", [])
+    sources = targets.dependent_components or components
+    heavy = min(count, MAX_HEAVY_GRAPH_REQUESTS)
+    return {
+        "graph_dependents": [
+            Request("GET", "/api/graph/dependents", [("entityRef", hub)]) for _ in range(count)
+        ],
+        # The answer cache is keyed by the limit too: each of these is computed afresh.
+        "graph_dependents_uncached": [
+            Request("GET", "/api/graph/dependents", [("entityRef", hub), ("limit", str(1001 + i))])
+            for i in range(heavy)
+        ],
+        "graph_dependencies": [
+            Request("GET", "/api/graph/dependencies", [("entityRef", rng.choice(components))])
+            for _ in range(count)
+        ],
+        "graph_impact": [
+            Request("GET", "/api/graph/impact", [("entityRef", hub), ("limit", str(1001 + i))])
+            for i in range(heavy)
+        ],
+        "graph_path": [
+            Request("GET", "/api/graph/path", [("from", rng.choice(sources)), ("to", hub)])
+            for _ in range(count)
+        ],
+    }
 
 
 @dataclass
@@ -107,13 +193,24 @@ class Timing:
     samples_ms: list[float] = field(default_factory=list)
     errors: int = 0
     bytes: int = 0
+    first_ms: float | None = None  # the untimed warm-up request (cold caches)
+    found: int | None = None  # the client-side walk: dependents found
+    distinct: int | None = None  # distinct requests among those timed
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.samples_ms)
+        extra: dict[str, Any] = {}
+        if self.first_ms is not None:
+            extra["first_ms"] = round(self.first_ms, 3)
+        if self.found is not None:
+            extra["found"] = self.found
+        if self.distinct is not None:
+            extra["distinct_requests"] = self.distinct
         if not ordered:
-            return {"count": 0, "errors": self.errors}
+            return {"count": 0, "errors": self.errors, **extra}
         p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
         return {
+            **extra,
             "count": len(ordered),
             "errors": self.errors,
             "median_ms": round(statistics.median(ordered), 3),
@@ -145,29 +242,121 @@ def _timed(session: requests.Session, base: str, request: Request, timing: Timin
 
 
 def run_queries(
-    base: str, plan: dict[str, list[Request]], cursor_requests: int
+    base: str,
+    plan: dict[str, list[Request]],
+    cursor_requests: int,
+    *,
+    kinds: tuple[tuple[str, str], ...] = QUERY_KINDS,
+    label: str = "",
 ) -> dict[str, dict[str, Any]]:
-    """Send the plan over one keep-alive session, sequentially; a summary per kind."""
+    """Send the plan over one keep-alive session, sequentially; a summary per kind.
+
+    Kinds missing from the plan are skipped. ``label`` prefixes the progress bars
+    (drawn on a terminal only).
+    """
     results: dict[str, dict[str, Any]] = {}
     with requests.Session() as session:
-        for key, _ in QUERY_KINDS:
+        for key, _ in kinds:
             if key == "by_query_cursor":
-                results[key] = _cursor_walk(session, base, cursor_requests).summary()
+                with Progress(f"{label}{key}", unit="requests") as bar:
+                    results[key] = _cursor_walk(session, base, cursor_requests, bar).summary()
                 continue
-            requests_of_kind = plan[key]
-            if requests_of_kind:  # one untimed request: connection and caches warm
-                _send(session, base, requests_of_kind[0])
-            timing = Timing()
-            deadline = time.monotonic() + MAX_SECONDS_PER_KIND
-            for request in requests_of_kind:
-                _timed(session, base, request, timing)
-                if time.monotonic() > deadline:
-                    break
+            requests_of_kind = plan.get(key)
+            if requests_of_kind is None:
+                continue
+            with Progress(f"{label}{key}", unit="requests") as bar:
+                if key == "dependents_walk":
+                    results[key] = _walks(session, base, requests_of_kind, bar).summary()
+                    continue
+                timing = Timing()
+                if requests_of_kind:  # one untimed request: connection and caches warm
+                    started = time.perf_counter()
+                    _send(session, base, requests_of_kind[0])
+                    timing.first_ms = (time.perf_counter() - started) * 1000
+                deadline = time.monotonic() + MAX_SECONDS_PER_KIND
+                sent: set[str] = set()
+                for index, request in enumerate(requests_of_kind):
+                    sent.add(repr((request.method, request.path, request.params, request.body)))
+                    timing.distinct = len(sent)
+                    _timed(session, base, request, timing)
+                    bar.update(index + 1, len(requests_of_kind))
+                    if time.monotonic() > deadline:
+                        break
             results[key] = timing.summary()
     return results
 
 
-def _cursor_walk(session: requests.Session, base: str, count: int) -> Timing:
+def graph_root(base: str) -> str:
+    """The server's root URL, from a catalog base URL (``.../api/catalog``)."""
+    base = base.rstrip("/")
+    suffix = "/api/catalog"
+    return base[: -len(suffix)] if base.endswith(suffix) else base
+
+
+def has_graph_api(root: str) -> bool:
+    """Whether the server answers ``/api/graph`` (ours does, Backstage does not)."""
+    try:
+        return requests.get(root + "/api/graph/status", timeout=60).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def walk_dependents(session: requests.Session, base: str, ref: str) -> tuple[int, int, int]:
+    """Every transitive dependent of ``ref`` through the catalog API alone.
+
+    Breadth-first, one POST /entities/by-refs per level (batches of ``WALK_BATCH``),
+    following ``WALK_RELATIONS``: what a client of a catalog without a graph API
+    (Backstage's) must do. Returns (dependents found, requests, bytes read).
+    """
+    seen = {ref.lower()}
+    frontier = [ref.lower()]
+    sent = size = 0
+    while frontier:
+        following: list[str] = []
+        for start in range(0, len(frontier), WALK_BATCH):
+            batch = frontier[start : start + WALK_BATCH]
+            response = session.post(
+                base + "/entities/by-refs",
+                json={"entityRefs": batch, "fields": ["relations"]},
+                timeout=300,
+            )
+            sent += 1
+            size += len(response.content)
+            response.raise_for_status()
+            for item in response.json().get("items", []):
+                for relation in (item or {}).get("relations") or []:
+                    if relation.get("type") not in WALK_RELATIONS:
+                        continue
+                    target = str(relation.get("targetRef", "")).lower()
+                    if target and target not in seen:
+                        seen.add(target)
+                        following.append(target)
+        frontier = following
+    return len(seen) - 1, sent, size
+
+
+def _walks(session: requests.Session, base: str, plan: list[Request], bar: Progress) -> Timing:
+    timing = Timing()
+    deadline = time.monotonic() + MAX_SECONDS_PER_KIND
+    for index, request in enumerate(plan):
+        started = time.perf_counter()
+        try:
+            found, _, size = walk_dependents(session, base, request.body["entityRef"])
+        except requests.RequestException:
+            timing.errors += 1
+            continue
+        timing.samples_ms.append((time.perf_counter() - started) * 1000)
+        timing.bytes += size
+        timing.found = found
+        bar.update(index + 1, len(plan))
+        if time.monotonic() > deadline:
+            break
+    return timing
+
+
+def _cursor_walk(
+    session: requests.Session, base: str, count: int, bar: Progress | None = None
+) -> Timing:
     """Time ``count`` nextCursor pages of the by-query listing, restarting at the end."""
     first = Request(
         "GET",
@@ -193,6 +382,8 @@ def _cursor_walk(session: requests.Session, base: str, count: int) -> Timing:
                 break
             continue
         cursor = response.json().get("pageInfo", {}).get("nextCursor")
+        if bar is not None:
+            bar.update(len(timing.samples_ms) + timing.errors, count)
     return timing
 
 
@@ -233,17 +424,24 @@ def wait_complete(
     *,
     alive: Callable[[], bool],
     timeout: float,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Completion:
     """Poll until every expected entity and relation is served; times from ``started``.
 
     Cheap checks gate the expensive one: sentinel entities with their exact relation
     counts (by-refs), then the total (by-query), then the full listing with relations,
     whose request start time is taken as the moment the catalog was complete.
+
+    ``progress(served, expected, note)``, when given (a progress bar on a terminal),
+    is told the count of served entities; that costs one more count request per
+    ``PROGRESS_INTERVAL`` while the cheap checks run.
     """
     result = Completion()
     sentinels = sentinel_refs(catalog)
     deadline = started + timeout
     stage = 0
+    expected = catalog.expected_entities
+    counted_at = 0.0
     with requests.Session() as session:
         while time.monotonic() < deadline:
             if not alive():
@@ -251,6 +449,14 @@ def wait_complete(
             result.polls += 1
             poll_start = time.monotonic()
             try:
+                count_due = poll_start - counted_at >= PROGRESS_INTERVAL
+                if progress is not None and stage == 1 and count_due:
+                    counted_at = poll_start
+                    response = session.get(
+                        base + "/entities/by-query", params={"limit": "1"}, timeout=60
+                    )
+                    if response.ok:
+                        progress(response.json().get("totalItems", 0), expected, "served")
                 if stage == 0:
                     response = session.get(
                         base + "/entities/by-query", params={"limit": "1"}, timeout=60
@@ -278,6 +484,8 @@ def wait_complete(
                         base + "/entities/by-query", params={"limit": "1"}, timeout=60
                     )
                     total = response.json().get("totalItems", 0) if response.ok else 0
+                    if progress is not None:
+                        progress(total, expected, "served")
                     if total == catalog.expected_entities:
                         if result.entities_s is None:
                             result.entities_s = poll_start - started
@@ -299,6 +507,12 @@ def wait_complete(
                         result.entities = len(entities)
                         result.relations = sum(len(e.get("relations") or []) for e in entities)
                         result.missing_refs = len(catalog.expected_refs - served)
+                        if progress is not None:
+                            progress(
+                                result.entities,
+                                expected,
+                                f"relations {result.relations}/{catalog.expected_relations}",
+                            )
                         if (
                             result.entities == catalog.expected_entities
                             and result.relations == catalog.expected_relations

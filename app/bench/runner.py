@@ -11,16 +11,34 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import shutil
+import statistics
+import subprocess
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from sqlalchemy import text
 
-from .queries import QUERY_KINDS, build_requests, run_queries, wait_complete
+from app.graph.measure import graph_figures, update_visibility
+from app.progress import Progress
+
+from .queries import (
+    GRAPH_KINDS,
+    QUERY_KINDS,
+    REPEATED_KINDS,
+    build_graph_requests,
+    build_requests,
+    graph_root,
+    has_graph_api,
+    run_queries,
+    wait_complete,
+)
 from .servers import (
     BenchDatabase,
     CatalogServer,
@@ -54,6 +72,12 @@ class Options:
     ingest_timeout: float | None = None
     refresh: bool = True
     analyze: bool = True
+    graph: bool = True
+    #: Changes timed by the update-visibility figure (each one made and undone).
+    updates: int = 5
+    #: Before starting each server, wait until the 1-minute load average is below this.
+    max_load: float | None = None
+    max_load_wait: float = 1800.0
 
     def timeout_for(self, entities: int) -> float:
         return self.ingest_timeout or 120.0 + entities * 0.03
@@ -72,12 +96,16 @@ def run_scenario(scenario: Scenario, options: Options, log: Any = print) -> dict
     }
     try:
         started = time.monotonic()
-        catalog = write_catalog(
-            workdir / "catalog",
-            scenario.entities,
-            seed=options.seed,
-            single_file=scenario.single_file,
-        )
+        with Progress(f"[{_label(scenario)}] generating", unit="entities") as bar:
+            bar.update(0, scenario.entities)
+            with bar.ticking():
+                catalog = write_catalog(
+                    workdir / "catalog",
+                    scenario.entities,
+                    seed=options.seed,
+                    single_file=scenario.single_file,
+                    progress=bar.update,
+                )
         result["catalog"] = {
             "files": catalog.files,
             "bytes": catalog.bytes,
@@ -90,6 +118,9 @@ def run_scenario(scenario: Scenario, options: Options, log: Any = print) -> dict
             f"[{_label(scenario)}] catalog: {catalog.expected_entities} entities, "
             f"{catalog.expected_relations} relations, {catalog.files} files"
         )
+        if options.max_load is not None:
+            result["load_wait_s"] = wait_for_quiet(options.max_load, options.max_load_wait, log)
+            result["load_average_before"] = _load()
         if scenario.target == "ours":
             with bench_database(scenario.database_url, workdir) as database:
                 result["database"] = database.label
@@ -138,14 +169,17 @@ def _run_server(
 ) -> None:
     # The clock starts when the process is spawned (the constructor returns right after).
     started = time.monotonic()
+    label = _label(scenario)
     try:
-        completion = wait_complete(
-            server.base_url,
-            catalog,
-            started,
-            alive=server.alive,
-            timeout=options.timeout_for(scenario.entities),
-        )
+        with Progress(f"[{label}] ingesting", unit="entities") as bar, bar.ticking():
+            completion = wait_complete(
+                server.base_url,
+                catalog,
+                started,
+                alive=server.alive,
+                timeout=options.timeout_for(scenario.entities),
+                progress=_ingest_progress(bar),
+            )
         ingest = asdict(completion)
         ingest["cpu_s"] = round(cpu_seconds(server.pid), 2)
         if completion.complete_s:
@@ -161,10 +195,14 @@ def _run_server(
         if database is not None and database.label == "postgresql" and options.analyze:
             result["ingest"]["analyze_s"] = analyze(database)
         plan = build_requests(catalog, options.requests, options.seed)
-        result["queries"] = run_queries(server.base_url, plan, options.requests)
+        result["queries"] = run_queries(
+            server.base_url, plan, options.requests, label=f"[{label}] "
+        )
+        if options.graph and database is not None:
+            _run_graph(server.base_url, catalog, options, result, log, label, database)
         if database is not None and options.refresh:
-            result["refresh_unchanged_s"] = force_refresh(database, server.pid)
-            log(f"[{_label(scenario)}] unchanged refresh in {result['refresh_unchanged_s']}s")
+            result["refresh_unchanged_s"] = force_refresh(database, server.pid, label=label)
+            log(f"[{label}] unchanged refresh in {result['refresh_unchanged_s']}s")
         result["peak_rss_mb"] = round(peak_rss_mb(server.pid), 1)
     finally:
         server.stop()
@@ -194,7 +232,96 @@ def _run_external(
             f"{completion.relations} relations); latencies are not comparable"
         )
     plan = build_requests(catalog, options.requests, options.seed)
-    result["queries"] = run_queries(base, plan, options.requests)
+    label = _label(scenario)
+    result["queries"] = run_queries(base, plan, options.requests, label=f"[{label}] ")
+    if options.graph and has_graph_api(graph_root(base)):
+        _run_graph(base, catalog, options, result, log, label, None)
+
+
+def _ingest_progress(bar: Progress) -> Any:
+    def update(served: int, expected: int, note: str) -> None:
+        bar.update(served, expected, note)
+
+    return update
+
+
+def _run_graph(
+    base: str,
+    catalog: SyntheticCatalog,
+    options: Options,
+    result: dict[str, Any],
+    log: Any,
+    label: str,
+    database: BenchDatabase | None,
+) -> None:
+    """The graph API's latencies; with the database: the graph's build, memory and
+    how soon a changed relation shows in graph queries."""
+    targets = catalog.graph
+    root = graph_root(base)
+    if targets is None or not has_graph_api(root):
+        return
+    hub = targets.most_depended_on
+    graph: dict[str, Any] = {
+        "most_depended_on": hub,
+        "direct_dependents": targets.direct_dependents,
+        "transitive_dependents": targets.transitive_dependents,
+    }
+    result["graph"] = graph
+    # Does the server's graph agree with the generator? (Otherwise the latencies
+    # would time a different question.)
+    # limit=1: not the cache entry of the timed requests (their first one stays cold).
+    answer = requests.get(
+        root + "/api/graph/dependents", params={"entityRef": hub, "limit": "1"}, timeout=300
+    )
+    graph["served_dependents"] = answer.json().get("totalItems") if answer.ok else None
+    if graph["served_dependents"] != targets.transitive_dependents:
+        log(
+            f"[{label}] WARNING: the graph serves {graph['served_dependents']} dependents of "
+            f"{hub}, the catalog has {targets.transitive_dependents}"
+        )
+    plan = build_graph_requests(catalog, options.requests, options.seed)
+    result.setdefault("queries", {}).update(
+        run_queries(root, plan, 0, kinds=GRAPH_KINDS, label=f"[{label}] ")
+    )
+    status = requests.get(root + "/api/graph/status", timeout=300)
+    if status.ok:
+        graph["server"] = status.json().get("refresh")
+    if database is None:
+        return
+    with Progress(f"[{label}] building the graph") as bar, bar.ticking():
+        figures = graph_figures(database.url)
+    graph["build_s"] = figures["buildSeconds"]
+    graph["nodes"] = figures["nodes"]
+    graph["edges"] = figures["edges"]
+    graph["memory_mb"] = round(figures["memoryBytes"] / 2**20, 1)
+    log(
+        f"[{label}] graph: {figures['nodes']:,} nodes, {figures['edges']:,} edges, "
+        f"{graph['memory_mb']} MB, built in {figures['buildSeconds']:.2f}s"
+    )
+    rng = random.Random(f"updates:{options.seed}:{catalog.entity_count}")
+    sources = targets.independent_components
+    chosen = rng.sample(sources, k=min(options.updates, len(sources)))
+    seconds = []
+    with Progress(f"[{label}] update visibility", unit="changes") as bar:
+        for index, source in enumerate(chosen):
+            try:
+                seconds.append(update_visibility(root, database.url, source, hub)["seconds"])
+            except (RuntimeError, TimeoutError) as exc:  # the other figures still count
+                graph["update_visible_error"] = f"{type(exc).__name__}: {exc}"
+                log(f"[{label}] update visibility: {graph['update_visible_error']}")
+                break
+            bar.update(index + 1, len(chosen))
+    if seconds:
+        graph["update_visible_s"] = {
+            "count": len(seconds),
+            "median": round(statistics.median(seconds), 4),
+            "max": round(max(seconds), 4),
+            "samples": seconds,
+        }
+        log(
+            f"[{label}] a changed relation shows in graph queries after "
+            f"{statistics.median(seconds) * 1000:.0f} ms (median of {len(seconds)})"
+        )
 
 
 def analyze(database: BenchDatabase) -> float:
@@ -214,7 +341,9 @@ def analyze(database: BenchDatabase) -> float:
         engine.dispose()
 
 
-def force_refresh(database: BenchDatabase, pid: int, timeout: float = 1800.0) -> float | None:
+def force_refresh(
+    database: BenchDatabase, pid: int, timeout: float = 1800.0, label: str = ""
+) -> float | None:
     """Make every entity due now and time until the server has finished with them.
 
     Done means: nothing due, nothing queued for stitching, and the server's CPU idle
@@ -222,9 +351,10 @@ def force_refresh(database: BenchDatabase, pid: int, timeout: float = 1800.0) ->
     tell when its processing ended).
     """
     engine = database.engine()
+    bar = Progress(f"[{label}] refreshing" if label else "refreshing", unit="entities")
     try:
         with engine.begin() as conn:
-            conn.execute(text("UPDATE refresh_state SET next_update_at = 0"))
+            total = conn.execute(text("UPDATE refresh_state SET next_update_at = 0")).rowcount
         started = time.monotonic()
         last_cpu, last_t = cpu_seconds(pid), started
         idle_since: float | None = None
@@ -237,6 +367,7 @@ def force_refresh(database: BenchDatabase, pid: int, timeout: float = 1800.0) ->
                     {"now": time.time()},
                 ).scalar_one()
                 queued = conn.execute(text("SELECT count(*) FROM stitch_queue")).scalar_one()
+            bar.update(max(0, total - due), total)
             now, cpu = time.monotonic(), cpu_seconds(pid)
             busy = (cpu - last_cpu) / max(now - last_t, 1e-3) > 0.25
             last_cpu, last_t = cpu, now
@@ -250,7 +381,25 @@ def force_refresh(database: BenchDatabase, pid: int, timeout: float = 1800.0) ->
                 return round(idle_since - started, 3)
         return None
     finally:
+        bar.close()
         engine.dispose()
+
+
+def wait_for_quiet(max_load: float, timeout: float, log: Any = print) -> float:
+    """Wait (at most ``timeout`` s) until the 1-minute load average is below ``max_load``."""
+    started = time.monotonic()
+    if os.getloadavg()[0] < max_load:
+        return 0.0
+    load = os.getloadavg()[0]
+    log(f"waiting for the 1-minute load average ({load:.2f}) to fall below {max_load}")
+    with Progress("waiting for a quiet machine") as bar, bar.ticking():
+        while os.getloadavg()[0] >= max_load:
+            if time.monotonic() - started > timeout:
+                log(f"still {os.getloadavg()[0]:.2f} after {timeout:.0f} s: running anyway")
+                break
+            bar.update(0, note=f"load {os.getloadavg()[0]:.2f}")
+            time.sleep(2)
+    return round(time.monotonic() - started, 1)
 
 
 def _load() -> list[float]:
@@ -301,10 +450,23 @@ _ROWS: list[tuple[str, tuple[str, ...], str, bool]] = [
     ("refresh of unchanged catalog (s)", ("refresh_unchanged_s",), "{:.2f}", True),
     ("peak RSS, server tree (MB)", ("peak_rss_mb",), "{:,.0f}", True),
 ]
-for _key, _description in QUERY_KINDS:
+for _key, _description in QUERY_KINDS + GRAPH_KINDS:
     _ROWS.append((f"{_key} median (ms)", ("queries", _key, "median_ms"), "{:.1f}", True))
     _ROWS.append((f"{_key} p95 (ms)", ("queries", _key, "p95_ms"), "{:.1f}", True))
-_ROWS.append(("failed requests", ("queries",), "{}", False))
+    if _key in REPEATED_KINDS:
+        _ROWS.append((f"{_key} first request (ms)", ("queries", _key, "first_ms"), "{:.1f}", True))
+    if _key == "dependents_walk":
+        _ROWS.append(("dependents_walk: found", ("queries", _key, "found"), "{:,}", False))
+_ROWS += [
+    ("failed requests", ("queries",), "{}", False),
+    ("graph: dependents served by /api/graph", ("graph", "served_dependents"), "{:,}", False),
+    ("graph build from the database (s)", ("graph", "build_s"), "{:.2f}", True),
+    ("graph nodes", ("graph", "nodes"), "{:,}", False),
+    ("graph edges", ("graph", "edges"), "{:,}", False),
+    ("graph memory (MB)", ("graph", "memory_mb"), "{:,.1f}", True),
+    ("update visible to graph, median (ms)", ("graph", "update_visible_s", "median"), "ms", True),
+    ("update visible to graph, max (ms)", ("graph", "update_visible_s", "max"), "ms", True),
+]
 
 
 def _cell(result: dict[str, Any], path: tuple[str, ...], fmt: str) -> str:
@@ -313,6 +475,8 @@ def _cell(result: dict[str, Any], path: tuple[str, ...], fmt: str) -> str:
     value = _get(result, *path)
     if path == ("queries",):
         return str(sum(q.get("errors", 0) for q in value.values())) if value else "-"
+    if value is not None and fmt == "ms":  # stored in seconds
+        return f"{value * 1000:.0f}"
     return "-" if value is None else fmt.format(value)
 
 
@@ -321,6 +485,20 @@ def _ratio(theirs: dict[str, Any], ours: dict[str, Any], path: tuple[str, ...]) 
     if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
         return ""
     return f"{a / b:.1f}x"
+
+
+def _ours_for(result: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Our scenario on the same catalog (size and layout) as ``result``."""
+    return next(
+        (
+            r
+            for r in results
+            if r["target"] == "ours"
+            and r["entities"] == result["entities"]
+            and r["single_file"] == result["single_file"]
+        ),
+        None,
+    )
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
@@ -333,16 +511,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
     for result in results:
         columns.append((_label(result), result))
         if result["target"] in ("backstage", "url"):
-            ours = next(
-                (
-                    r
-                    for r in results
-                    if r["target"] == "ours"
-                    and r["entities"] == result["entities"]
-                    and r["single_file"] == result["single_file"]
-                ),
-                None,
-            )
+            ours = _ours_for(result, results)
             if ours is not None:
                 columns.append((f"{_label(result).split()[0]}/ours", (result, ours)))
     header = ["metric"] + [label for label, _ in columns]
@@ -369,14 +538,76 @@ def format_table(results: list[dict[str, Any]]) -> str:
         "",
         "INGEST: seconds from spawning the server process until every entity and relation",
         "of the synthetic catalog is served (verified by a full listing).",
+        _wrap(
+            "REPEATED requests (" + ", ".join(REPEATED_KINDS) + ") ask the same few questions "
+            "again: ours answers them from a cache kept per catalog generation after the "
+            "first time; 'first request' is the answer computed (one sample, the untimed "
+            "warm-up request of the kind).",
+            indent="",
+        ),
     ]
-    for key, description in QUERY_KINDS:
-        notes.append(f"  {key}: {description}")
+    for key, description in QUERY_KINDS + GRAPH_KINDS:
+        notes.append(_wrap(f"  {key}: {description}", indent="    "))
+    notes.extend(_graph_notes(results))
     failures = [f"{_label(r)}: {r['error']}" for r in results if r.get("error")]
     if failures:
         notes.append("")
         notes.extend(f"FAILED {line.splitlines()[0]}" for line in failures)
     return "\n".join(lines + notes)
+
+
+def _graph_notes(results: list[dict[str, Any]]) -> list[str]:
+    """The closing note: per scenario with a graph, the figures issue #4 asks for."""
+    notes: list[str] = []
+    for result in results:
+        graph = result.get("graph")
+        if not graph:
+            continue
+        line = [
+            f"GRAPH ({_label(result)}): {graph['most_depended_on']} has "
+            f"{graph['transitive_dependents']:,} dependents ({graph['direct_dependents']:,} direct)"
+        ]
+        cached = _get(result, "queries", "graph_dependents", "median_ms")
+        computed = _get(result, "queries", "graph_dependents_uncached", "median_ms")
+        if cached is not None:
+            text = f"over HTTP {cached:.1f} ms median"
+            if computed is not None:
+                text += f" ({computed:.1f} ms when computed)"
+            line.append(text)
+        visible = _get(graph, "update_visible_s", "median")
+        if visible is not None:
+            line.append(f"a changed relation visible after {visible * 1000:.0f} ms median")
+        if graph.get("memory_mb") is not None:
+            line.append(
+                f"graph {graph['memory_mb']:,.1f} MB for {graph['nodes']:,} nodes and "
+                f"{graph['edges']:,} edges, built in {graph['build_s']:.2f} s"
+            )
+        notes.append("")
+        notes.append(_wrap("; ".join(line) + "."))
+    for result in results:
+        # A catalog without a graph API answers "what depends on X?" only by walking.
+        walk = _get(result, "queries", "dependents_walk", "median_ms")
+        if result.get("graph") or result["target"] == "ours" or walk is None:
+            continue
+        ours = _ours_for(result, results)
+        computed = _get(ours or {}, "queries", "graph_dependents_uncached", "median_ms")
+        if ours is None or computed is None:
+            continue
+        cached = _get(ours, "queries", "graph_dependents", "median_ms")
+        notes.append("")
+        notes.append(
+            _wrap(
+                f"DEPENDENTS ({_label(result)}, no graph API): walking the catalog API for the "
+                f"dependents of {ours['graph']['most_depended_on']} takes {walk:,.1f} ms median; "
+                f"{_label(ours)} answers with one /api/graph/dependents request in "
+                f"{computed:.1f} ms computed ({walk / computed:,.0f}x), {cached:.1f} ms cached."
+            )
+        )
+    return notes
+
+
+def _wrap(text: str, indent: str = "  ") -> str:
+    return textwrap.fill(text, width=100, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def environment() -> dict[str, Any]:
@@ -385,7 +616,34 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_source_version(),
     }
+
+
+def _source_version() -> dict[str, Any]:
+    """The commit measured, and the files of app/ that differed from it (read-only git)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "app"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if not commit:
+        return {}
+    changed = [
+        line[3:] + (" (untracked)" if line.startswith("??") else "")
+        for line in status.splitlines()
+        if line
+    ]
+    return {"commit": commit, "modified": changed}
 
 
 def write_json(path: str, results: list[dict[str, Any]], options: Options) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,30 @@ class SyntheticCatalog:
     words: tuple[str, ...] = field(default=tuple(_WORDS))
     files: int = 0
     bytes: int = 0
+    graph: GraphTargets | None = None
+
+
+@dataclass
+class GraphTargets:
+    """What the graph queries are asked about, and what a correct graph answers.
+
+    "Depends on" is the graph API's default view (``dependsOn``, ``consumesApi``,
+    ``providesApi``, ``partOf``): a component depends on what it ``dependsOn`` and the
+    APIs it consumes, an API on the components providing it, a system on its parts
+    and a domain on its systems.
+    """
+
+    #: The resource with the most direct dependents (ties: the first ref); with the
+    #: default mix always ``resource:default/shared-postgres`` beyond a few hundred
+    #: entities, which 40% of the components depend on.
+    most_depended_on: str
+    #: How many entities depend on it, directly or not (``totalItems`` of dependents).
+    transitive_dependents: int
+    direct_dependents: int
+    #: Components depending on it (directly or not): sources of the path queries.
+    dependent_components: list[str]
+    #: Components that do not depend on it directly: the update-visibility changes.
+    independent_components: list[str]
 
 
 def _pick(rng: random.Random, weighted: Iterable[tuple[str, float]]) -> str:
@@ -344,6 +368,63 @@ def expected_relations(entities: list[dict[str, Any]]) -> set[tuple[str, str, st
 # -- files ------------------------------------------------------------------------
 
 
+def dependency_edges(entities: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """ref -> the refs it depends on, in the graph API's default view (see GraphTargets)."""
+    depends: dict[str, set[str]] = {}
+    for entity in entities:
+        kind = entity["kind"]
+        ref = _ref(f"{kind}:{entity['metadata']['name']}", None)
+        spec = entity["spec"]
+        own = depends.setdefault(ref, set())
+        for target in spec.get("dependsOn", []):
+            own.add(_ref(target, None))
+        for target in spec.get("consumesApis", []):
+            own.add(_ref(target, "api"))
+        for target in spec.get("providesApis", []):  # an API depends on its providers
+            depends.setdefault(_ref(target, "api"), set()).add(ref)
+        if kind in ("Component", "API", "Resource") and spec.get("system"):
+            depends.setdefault(_ref(spec["system"], "system"), set()).add(ref)
+        if kind == "System" and spec.get("domain"):
+            depends.setdefault(_ref(spec["domain"], "domain"), set()).add(ref)
+        own.discard(ref)
+    return depends
+
+
+def graph_targets(entities: list[dict[str, Any]]) -> GraphTargets:
+    """The most depended-on resource, its dependents, and the components around it."""
+    depends = dependency_edges(entities)
+    dependents: dict[str, set[str]] = {}
+    for source, targets in depends.items():
+        for target in targets:
+            dependents.setdefault(target, set()).add(source)
+    refs: dict[str, list[str]] = {}
+    for entity in entities:
+        kind = entity["kind"]
+        refs.setdefault(kind, []).append(_ref(f"{kind}:{entity['metadata']['name']}", None))
+    resources = sorted(refs.get("Resource", []))
+    hub = min(resources, key=lambda ref: (-len(dependents.get(ref, ())), ref))
+    seen = {hub}
+    frontier = [hub]
+    while frontier:
+        following = []
+        for node in frontier:
+            for other in dependents.get(node, ()):
+                if other not in seen:
+                    seen.add(other)
+                    following.append(other)
+        frontier = following
+    seen.discard(hub)
+    direct = dependents.get(hub, set())
+    components = sorted(refs.get("Component", []))
+    return GraphTargets(
+        most_depended_on=hub,
+        transitive_dependents=len(seen),
+        direct_dependents=len(direct),
+        dependent_components=[ref for ref in components if ref in seen],
+        independent_components=[ref for ref in components if ref not in direct],
+    )
+
+
 def _dump(documents: list[dict[str, Any]]) -> str:
     return yaml.dump_all(
         documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000
@@ -357,11 +438,13 @@ def write_catalog(
     seed: int = DEFAULT_SEED,
     single_file: bool = False,
     per_file: int = ENTITIES_PER_FILE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SyntheticCatalog:
     """Write the catalog under ``directory`` (``all.yaml`` is the root) and describe it.
 
     Multi-file: ``all.yaml`` is a ``kind: Location`` whose relative targets are files of
     ``per_file`` entities of one kind each. Single-file: ``all.yaml`` holds every entity.
+    ``progress(done, total)`` is called as entities are written.
     """
     directory.mkdir(parents=True, exist_ok=True)
     entities = generate_entities(n, seed)
@@ -376,6 +459,8 @@ def write_catalog(
         text = _dump(entities)
         (directory / "all.yaml").write_text(text)
         files, total_bytes = 1, len(text)
+        if progress is not None:
+            progress(len(entities), len(entities))
     else:
         targets: list[str] = []
         chunk: list[dict[str, Any]] = []
@@ -393,6 +478,8 @@ def write_catalog(
                 total_bytes += len(text)
                 targets.append(target)
                 chunk = []
+                if progress is not None:
+                    progress(index + 1, len(entities))
         root = {
             "apiVersion": "backstage.io/v1alpha1",
             "kind": "Location",
@@ -424,4 +511,5 @@ def write_catalog(
         relations_of=relations_of,
         files=files,
         bytes=total_bytes,
+        graph=graph_targets(entities),
     )
