@@ -46,6 +46,9 @@ refresh_state = Table(
     # Set once the entity has been through the processors, successfully or not;
     # readiness waits until no row lacks it.
     Column("processed_at", Float),
+    # While a process works on the row: until when its claim holds (None: unclaimed).
+    # Nobody else claims the row before then, even if it comes due meanwhile.
+    Column("claimed_until", Float),
     Index("refresh_state_next_update_at_idx", "next_update_at"),
     # Readiness counts the entities never processed; without this the count reads
     # every row (and rows carry whole entities).
