@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import Any
 
+from sqlalchemy import text
+
 from app.config import AppConfig
 from app.engine.engine import CatalogEngine, EngineSettings
 from app.engine.locations import LocationService
@@ -42,8 +44,12 @@ class Catalog:
     processing: bool
 
     @classmethod
-    def from_config(cls, config: AppConfig, *, processing: bool = True) -> Catalog:
-        db = Database(config.database_url)
+    def from_config(cls, config: AppConfig, *, processing: bool | None = None) -> Catalog:
+        """``processing`` (default: ``catalog.processing.enabled``) says whether
+        :meth:`start` runs the processing loop in this process."""
+        if processing is None:
+            processing = config.processing_enabled
+        db = Database(config.database_url, busy_timeout=config.database_busy_timeout)
         db.migrate()
         limits = config.limits
         readers = Readers(
@@ -85,6 +91,7 @@ class Catalog:
         settings = EngineSettings(
             processing_interval=config.processing_interval,
             orphan_strategy=config.orphan_strategy,
+            claim_lease=config.claim_lease,
         )
         # The engine with its batches counted and timed for /metrics.
         engine = MeteredEngine(db, orchestrator, providers, settings)
@@ -124,5 +131,9 @@ class Catalog:
 
     def is_ready(self) -> tuple[bool, str]:
         if not self.processing:
+            # An API-only replica serves whatever the processing processes committed:
+            # it is ready while the database answers (raises when it does not).
+            with self.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
             return True, "ok"
         return self.engine.is_ready()

@@ -63,6 +63,7 @@ def _load_config(args: argparse.Namespace) -> AppConfig:
             locations=args.location,
             log_format=getattr(args, "log_format", None),
             access_log=getattr(args, "access_log", None),
+            processing=getattr(args, "processing", None),
         ),
     )
 
@@ -168,6 +169,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = config.listen_host, config.listen_port
     check_exposure(config, args.allow_unauthenticated)
     log.info("Serving the catalog at http://%s:%d/api/catalog", host, port)
+    if config.processing_enabled:
+        log.info(
+            "Processing: on; every worker runs the processing loop and the entity providers "
+            "(several share the work through the database)"
+        )
+    else:
+        log.info("Processing: off (catalog.processing.enabled: false); serving the API only")
     if args.dev:
         from app import create_app
 
@@ -205,6 +213,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # connection closed by us in the meantime fails as "socket hang up" (a 502).
             self.cfg.set("keepalive", 75)
             self.cfg.set("logger_class", CatalogLogger)
+            # gunicorn's control socket (25.1+) has one path per user: a second instance
+            # on the machine would take it over, and the first one's exit remove it.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
             self.cfg.set("child_exit", child_exit)
             # JSON request logs come from the app itself (app.api.observability).
             gunicorn_access = config.access_log and log_format == "text"
@@ -334,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (default) or one JSON object per line (backend.logging.format)",
     )
     serve.add_argument(
+        "--processing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the processing loop and the entity providers in this server (default: "
+        "catalog.processing.enabled, true); --no-processing serves the API only",
+    )
+    serve.add_argument(
         "--allow-unauthenticated",
         action="store_true",
         help="listen on a non-loopback host without backend.auth (anyone may read and write)",
@@ -365,16 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(func=cmd_validate)
 
-    bench = sub.add_parser("bench", help="benchmark ingestion and queries")
-    bench.add_argument(
-        "--entities",
-        type=int,
-        action="append",
-        help="synthetic catalog size; repeatable (default 10000)",
+    from app.bench import add_arguments as add_bench_arguments
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark ingestion, queries, the graph and memory",
+        description="Generate a deterministic synthetic organisation, serve it cold with "
+        "'catalog serve', time until every entity and relation is served, then time the "
+        "query mix and the graph API; --reference adds the real Backstage backend.",
     )
-    bench.add_argument("--database-url", help="database to benchmark (default: temporary SQLite)")
-    bench.add_argument("--requests", type=int, default=200, help="requests per query kind")
-    bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    add_bench_arguments(bench)
     bench.set_defaults(func=cmd_bench)
 
     openapi = sub.add_parser("openapi", help="print, write or check the OpenAPI spec")

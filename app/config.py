@@ -135,6 +135,8 @@ class Overrides:
     locations: list[str] | None = None
     log_format: str | None = None
     access_log: bool | None = None
+    #: ``--no-processing``: False makes this process an API-only replica.
+    processing: bool | None = None
 
 
 class AppConfig:
@@ -162,7 +164,13 @@ class AppConfig:
         overrides = overrides or Overrides()
         database_url = overrides.database_url or env.get("CATALOG_DATABASE_URL")
         if database_url:
-            data.setdefault("backend", {})["database"] = {"url": database_url}
+            backend = data.setdefault("backend", {})
+            previous = backend.get("database")
+            # The URL replaces the connection settings, not how long SQLite waits for locks.
+            keep = previous.get("busyTimeout") if isinstance(previous, dict) else None
+            backend["database"] = {"url": database_url}
+            if keep is not None:
+                backend["database"]["busyTimeout"] = keep
         listen = data.setdefault("backend", {}).get("listen")
         listen = _normalise_listen(listen)
         if overrides.port is not None:
@@ -182,6 +190,12 @@ class AppConfig:
             if overrides.access_log:
                 logging_section["accessLog"] = True
             data["backend"]["logging"] = logging_section
+        if overrides.processing is not None:
+            catalog_section = data.setdefault("catalog", {})
+            processing = catalog_section.get("processing")
+            processing = dict(processing) if isinstance(processing, dict) else {}
+            processing["enabled"] = overrides.processing
+            catalog_section["processing"] = processing
         return cls(data).validate()
 
     def validate(self) -> AppConfig:
@@ -189,6 +203,7 @@ class AppConfig:
         (and not later, inside a server worker, as a traceback)."""
         _ = (self.listen_host, self.listen_port, self.database_url, self.locations)
         _ = (self.rules, self.processing_interval, self.orphan_strategy, self.readonly)
+        _ = (self.processing_enabled, self.claim_lease, self.database_busy_timeout)
         _ = self.cors
         _ = (self.allowed_location_types, self.reading_allow, self.reading_timeout)
         _ = self.reading_max_bytes
@@ -223,6 +238,15 @@ class AppConfig:
         if not isinstance(database, dict):
             raise ConfigError(f"backend.database must be a mapping, got {database!r}")
         return database_url_from_config(database)
+
+    @property
+    def database_busy_timeout(self) -> float:
+        """``backend.database.busyTimeout`` (SQLite): how long to wait for another
+        process's lock on the file before a statement fails and is retried."""
+        value = self.get("backend.database.busyTimeout")
+        if value is None:
+            return 30.0
+        return duration_seconds(value, "backend.database.busyTimeout")
 
     @property
     def locations(self) -> list[dict[str, Any]]:
@@ -266,6 +290,29 @@ class AppConfig:
             return None
         seconds = duration_seconds(value, "catalog.processingInterval")
         return (seconds, seconds)
+
+    @property
+    def processing_enabled(self) -> bool:
+        """``catalog.processing.enabled``: whether this process runs the processing loop
+        (and the entity providers). False: an API-only replica of a shared database."""
+        section = self.get("catalog.processing")
+        if section is None:
+            return True
+        if not isinstance(section, dict):
+            raise ConfigError("catalog.processing must be a mapping")
+        enabled = section.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"catalog.processing.enabled must be true or false, got {enabled!r}")
+        return enabled
+
+    @property
+    def claim_lease(self) -> float:
+        """``catalog.processing.claimLease``: how long a claimed batch stays reserved for the
+        process that claimed it; if that process dies, others take the batch after this."""
+        value = self.get("catalog.processing.claimLease")
+        if value is None:
+            return 60.0
+        return duration_seconds(value, "catalog.processing.claimLease")
 
     @property
     def orphan_strategy(self) -> str:

@@ -246,6 +246,34 @@ def test_processing_interval(tmp_path, value, expected):
     assert config.processing_interval == expected
 
 
+def test_processing_settings(tmp_path):
+    defaults = load(tmp_path, {})
+    assert (defaults.processing_enabled, defaults.claim_lease) == (True, 60.0)
+    assert defaults.database_busy_timeout == 30.0
+    config = load(
+        tmp_path,
+        {
+            "backend": {"database": {"busyTimeout": {"seconds": 2}}},
+            "catalog": {"processing": {"enabled": False, "claimLease": {"seconds": 5}}},
+        },
+    )
+    assert (config.processing_enabled, config.claim_lease) == (False, 5.0)
+    assert config.database_busy_timeout == 2.0
+    # --processing / --no-processing win over the files; --database-url keeps busyTimeout.
+    flagged = load(
+        tmp_path,
+        {
+            "backend": {"database": {"client": "pg", "busyTimeout": 3}},
+            "catalog": {"processing": {"enabled": False, "claimLease": 9}},
+        },
+        processing=True,
+        database_url="sqlite:////tmp/x.sqlite",
+    )
+    assert (flagged.processing_enabled, flagged.claim_lease) == (True, 9.0)
+    assert (flagged.database_url, flagged.database_busy_timeout) == ("sqlite:////tmp/x.sqlite", 3)
+    assert load(tmp_path, {}, processing=False).processing_enabled is False
+
+
 # -- invalid configuration ---------------------------------------------------------------------
 
 
@@ -268,6 +296,19 @@ def test_processing_interval(tmp_path, value, expected):
         (
             {"catalog": {"processingInterval": True}},
             "catalog.processingInterval must be a duration",
+        ),
+        ({"catalog": {"processing": "off"}}, "catalog.processing must be a mapping"),
+        (
+            {"catalog": {"processing": {"enabled": "no"}}},
+            "catalog.processing.enabled must be true or false",
+        ),
+        (
+            {"catalog": {"processing": {"claimLease": 0}}},
+            "catalog.processing.claimLease must be positive",
+        ),
+        (
+            {"backend": {"database": {"busyTimeout": "long"}}},
+            "backend.database.busyTimeout must be a duration",
         ),
         (
             {"catalog": {"orphanStrategy": "nuke"}},

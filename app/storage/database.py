@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from alembic import command
@@ -41,7 +42,9 @@ def normalise_url(url: str) -> str:
 class Database:
     """An engine plus what the rest of the code needs to know about its dialect."""
 
-    def __init__(self, url: str, *, pool_size: int = 5):
+    def __init__(self, url: str, *, pool_size: int = 5, busy_timeout: float = 30.0):
+        """``busy_timeout``: on SQLite, how long a statement waits for another process's
+        lock before it fails with "database is locked" (the engine then retries)."""
         self.url = normalise_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -53,9 +56,9 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
                 self.url,
-                connect_args={"check_same_thread": False, "timeout": 30},
+                connect_args={"check_same_thread": False, "timeout": busy_timeout},
             )
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", partial(_sqlite_pragmas, busy_timeout))
             # pysqlite's own transaction handling defers BEGIN until the first write,
             # which breaks read-then-write atomicity; take control of it.
             event.listen(self.engine, "begin", _sqlite_begin)
@@ -117,13 +120,13 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(busy_timeout: float, dbapi_connection, _record) -> None:
     # Autocommit at the driver level; SQLAlchemy's "begin" event issues BEGIN itself.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
     # Checkpoint the WAL every ~80 MB instead of every 4 MB: bulk ingestion commits
