@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -152,6 +153,7 @@ class ServerProcess:
         log_path: Path,
         extra_args: list[str],
         env: dict[str, str] | None = None,
+        new_session: bool = False,
     ):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
@@ -165,7 +167,10 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env} if env else None,
+            # A session (and process group) of its own, so kill() reaches every worker.
+            start_new_session=new_session,
         )
+        self.new_session = new_session
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -183,6 +188,16 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would: its workers too if it has a session of its
+        own (gunicorn's workers outlive a killed master otherwise)."""
+        if self.new_session:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        else:
+            self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -203,11 +218,13 @@ def launch_server(
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
     wait: bool = True,
+    new_session: bool = False,
     **extra: Any,
 ) -> ServerProcess:
     """``catalog serve`` on ``database_url`` with a config written to ``directory``.
 
-    ``env`` adds environment variables to the server process (e.g. ``PYTHONPATH``).
+    ``env`` adds environment variables to the server process (e.g. ``PYTHONPATH``);
+    ``new_session`` lets :meth:`ServerProcess.kill` kill its workers too.
     """
     port = free_port()
     config = catalog_config(database_url, locations, extra)
@@ -215,7 +232,7 @@ def launch_server(
     config_path = directory / f"app-config-{port}.yaml"
     config_path.write_text(yaml.safe_dump(config))
     server = ServerProcess(
-        config_path, port, directory / f"server-{port}.log", extra_args or [], env
+        config_path, port, directory / f"server-{port}.log", extra_args or [], env, new_session
     )
     if wait:
         try:
@@ -255,6 +272,16 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
 
     yield start
     for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServerProcess]]:
+    """A list for the servers a test launches itself (``launch_server``); every one
+    still running at the end is stopped."""
+    launched: list[ServerProcess] = []
+    yield launched
+    for server in launched:
         server.stop()
 
 
