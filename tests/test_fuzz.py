@@ -2,14 +2,16 @@
 
 Every operation of ``openapi/openapi.yaml`` gets a bounded number of generated requests
 (``CATALOG_FUZZ_EXAMPLES``, 25 by default, so CI stays fast), sent with a read-write
-bearer token to a ``catalog serve`` process with authentication on. Checks: no 5xx, every
-status code, content type, header and body as the spec says, 405s that list the allowed
-methods, and no operation that answers without the token.
+bearer token to a ``catalog serve`` process with authentication on. Checks: no 5xx (but
+the SVG export's 501 without Graphviz), every status code, content type, header and body
+as the spec says, 405s that list the allowed methods, and no operation that answers
+without the token.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import schemathesis
@@ -29,8 +31,21 @@ from tests.conftest import REPO, shared_server
 
 TOKEN = "fuzz-7Hc2Qm9Zr4Lx8Vt1"
 EXAMPLES = int(os.environ.get("CATALOG_FUZZ_EXAMPLES", "25"))
+# Without Graphviz, format=svg is a documented 501 (the CI machine installs it; a
+# developer's may not have it).
+GRAPHVIZ = shutil.which("dot") is not None
+
+
+def no_server_error(ctx, response, case):  # type: ignore[no-untyped-def]
+    """Schemathesis's check, except the SVG export's 501 where Graphviz is missing."""
+    svg = (case.query or {}).get("format") == "svg"
+    if not GRAPHVIZ and svg and response.status_code == 501:
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
 CHECKS = [
-    not_a_server_error,
+    no_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
