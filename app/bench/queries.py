@@ -402,19 +402,38 @@ class Completion:
     polls: int = 0
 
 
-def sentinel_refs(catalog: SyntheticCatalog) -> list[str]:
-    """A handful of refs whose completeness predicts the whole catalog's.
+def sentinel_refs(catalog: SyntheticCatalog) -> tuple[list[str], list[str]]:
+    """Two handfuls of refs whose completeness predicts the whole catalog's.
 
-    The last entities written of each kind are processed last; the shared resources
-    and the top groups collect the most reverse relations, so they are stitched last.
-    Few on purpose: every poll takes CPU (and the GIL) from the server being timed.
+    First the last entities written of each kind, processed last and small to serve;
+    then the hubs (the shared resources, the top groups), which collect the most
+    reverse relations and so are stitched last, but carry tens of thousands of them at
+    100,000 entities: serialising those every poll would take CPU (and the GIL) from
+    the server being timed, so they are asked for only once the small ones are done.
     """
-    chosen: list[str] = []
+    last: list[str] = []
     for refs in catalog.refs_by_kind.values():
-        chosen.extend(refs[-2:])
-    chosen.extend(catalog.refs_by_kind.get("resource", [])[:3])
-    chosen.extend(catalog.refs_by_kind.get("group", [])[:2])
-    return sorted(set(chosen))
+        last.extend(refs[-2:])
+    hubs = catalog.refs_by_kind.get("resource", [])[:3] + catalog.refs_by_kind.get("group", [])[:2]
+    return sorted(set(last) - set(hubs)), sorted(set(hubs))
+
+
+def _complete(
+    session: requests.Session, base: str, catalog: SyntheticCatalog, refs: list[str]
+) -> bool:
+    """Whether every ref of ``refs`` is served with all its relations."""
+    if not refs:
+        return True
+    response = session.post(
+        base + "/entities/by-refs",
+        json={"entityRefs": refs, "fields": ["kind", "relations"]},
+        timeout=60,
+    )
+    items = response.json().get("items", []) if response.ok else []
+    return len(items) == len(refs) and all(
+        item is not None and len(item.get("relations") or []) == catalog.relations_of.get(ref, 0)
+        for ref, item in zip(refs, items, strict=True)
+    )
 
 
 def wait_complete(
@@ -429,7 +448,8 @@ def wait_complete(
     """Poll until every expected entity and relation is served; times from ``started``.
 
     Cheap checks gate the expensive one: sentinel entities with their exact relation
-    counts (by-refs), then the total (by-query), then the full listing with relations,
+    counts (by-refs; the small ones, then the hubs, see :func:`sentinel_refs`), then the
+    total (by-query), then the full listing with relations,
     whose request start time is taken as the moment the catalog was complete.
 
     ``progress(served, expected, note)``, when given (a progress bar on a terminal),
@@ -437,7 +457,7 @@ def wait_complete(
     ``PROGRESS_INTERVAL`` while the cheap checks run.
     """
     result = Completion()
-    sentinels = sentinel_refs(catalog)
+    last_written, hubs = sentinel_refs(catalog)
     deadline = started + timeout
     stage = 0
     expected = catalog.expected_entities
@@ -466,16 +486,8 @@ def wait_complete(
                         stage = 1
                         continue
                 elif stage == 1:
-                    response = session.post(
-                        base + "/entities/by-refs",
-                        json={"entityRefs": sentinels, "fields": ["kind", "relations"]},
-                        timeout=60,
-                    )
-                    items = response.json().get("items", []) if response.ok else []
-                    if len(items) == len(sentinels) and all(
-                        item is not None
-                        and len(item.get("relations") or []) == catalog.relations_of.get(ref, 0)
-                        for ref, item in zip(sentinels, items, strict=True)
+                    if _complete(session, base, catalog, last_written) and _complete(
+                        session, base, catalog, hubs
                     ):
                         stage = 2
                         continue

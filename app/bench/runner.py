@@ -85,6 +85,8 @@ class Options:
 
 def run_scenario(scenario: Scenario, options: Options, log: Any = print) -> dict[str, Any]:
     """Run one scenario; the figures as a JSON-able dict (``error`` set on failure)."""
+    if options.workdir:
+        Path(options.workdir).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="catalog-bench-", dir=options.workdir))
     result: dict[str, Any] = {
         "target": scenario.target,
