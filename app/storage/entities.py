@@ -307,7 +307,12 @@ class _Segments:
         value, last_id = last
         greater = forward == self.ascending
         beyond = self.value > value if greater else self.value < value
-        return or_(beyond, and_(self.value == value, self._beyond_id(last_id, forward)))
+        # The redundant bound is what lets the index scan start at the cursor: PostgreSQL
+        # does not derive one from the OR, and scanned every earlier page's rows again.
+        start = self.value >= value if greater else self.value <= value
+        return and_(
+            start, or_(beyond, and_(self.value == value, self._beyond_id(last_id, forward)))
+        )
 
     def after(
         self, last: tuple[str | None, str] | None, limit: int, offset: int
