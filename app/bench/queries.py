@@ -374,7 +374,11 @@ def _cursor_walk(
         if cursor is None:
             response = _send(session, base, first)  # the first page is not a cursor page
         else:
-            request = Request("GET", "/entities/by-query", [("cursor", cursor)])
+            # A cursor carries no limit (REFERENCE, Errata): send it again, as the client
+            # does; without it the page would be the default 200 items.
+            request = Request(
+                "GET", "/entities/by-query", [("cursor", cursor), ("limit", str(PAGE_SIZE))]
+            )
             response = _timed(session, base, request, timing)
         if response is None or response.status_code != 200:
             cursor = None
