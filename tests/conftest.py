@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,11 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text
 
 from app.catalog import Catalog
 from app.config import AppConfig, deep_merge
-from app.storage.database import normalise_url
+from app.storage.database import created_database, normalise_url
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -72,23 +70,8 @@ def fresh_database(directory: Path) -> Iterator[str]:
     if admin is None:
         yield f"sqlite:///{directory / 'catalog.sqlite'}"
         return
-    name = f"catalog_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        engine.dispose()
+    with created_database(admin, "catalog_test") as url:
+        yield url
 
 
 def catalog_config(

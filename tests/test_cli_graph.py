@@ -13,8 +13,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from tests.conftest import ServerProcess, free_port
-from tests.graph.support import SAMPLE, scratch_database, serve
+from tests.conftest import ServerProcess, free_port, fresh_database
+from tests.graph.support import SAMPLE, serve
 
 GATEWAY = "component:default/payments-gateway"
 CATALOG = shutil.which("catalog", path=str(Path(sys.executable).parent)) or "catalog"
@@ -23,7 +23,7 @@ CATALOG = shutil.which("catalog", path=str(Path(sys.executable).parent)) or "cat
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     directory = tmp_path_factory.mktemp("cli")
-    with scratch_database(directory) as url, serve(url, directory, [SAMPLE]) as process:
+    with fresh_database(directory) as url, serve(url, directory, [SAMPLE]) as process:
         yield process, url
 
 

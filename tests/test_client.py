@@ -9,8 +9,8 @@ import networkx as nx
 import pytest
 
 from app.client import EntityNotFound, GraphClient, GraphClientError, base_url
-from tests.conftest import ServerProcess, free_port
-from tests.graph.support import SAMPLE, scratch_database, serve
+from tests.conftest import ServerProcess, free_port, fresh_database
+from tests.graph.support import SAMPLE, serve
 
 GATEWAY = "component:default/payments-gateway"
 
@@ -18,7 +18,7 @@ GATEWAY = "component:default/payments-gateway"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("client")
-    with scratch_database(directory) as url, serve(url, directory, [SAMPLE]) as process:
+    with fresh_database(directory) as url, serve(url, directory, [SAMPLE]) as process:
         yield process
 
 

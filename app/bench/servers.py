@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine
 
 from app.config import ALL_BUILTIN_KINDS
-from app.storage.database import normalise_url
+from app.storage.database import created_database, normalise_url
 
 REFERENCE_PORTS = range(7051, 7060)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -125,25 +123,8 @@ def bench_database(admin_url: str | None, workdir: Path) -> Iterator[BenchDataba
         url = admin_url or f"sqlite:///{path}"
         yield BenchDatabase(url, "sqlite")
         return
-    admin = normalise_url(admin_url)
-    name = f"catalog_bench_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    with created_database(admin_url, "catalog_bench") as url:
         yield BenchDatabase(url, "postgresql")
-    finally:
-        with engine.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        engine.dispose()
 
 
 # -- our server -----------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from app.openapi import generate_spec
-from tests.conftest import ServerProcess, write_yaml
-from tests.graph.support import SAMPLE, scratch_database, serve
+from tests.conftest import ServerProcess, fresh_database, write_yaml
+from tests.graph.support import SAMPLE, serve
 
 GATEWAY = "component:default/payments-gateway"
 
@@ -23,7 +23,7 @@ GATEWAY = "component:default/payments-gateway"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("graph-api")
     with (
-        scratch_database(directory) as url,
+        fresh_database(directory) as url,
         serve(url, directory, [SAMPLE], graph={"exportNodeLimit": 120}) as process,
     ):
         yield process
@@ -313,7 +313,7 @@ def test_changes_reach_every_worker_within_a_second(tmp_path: Path):
         resource("cache"),
     )
     with (
-        scratch_database(tmp_path) as url,
+        fresh_database(tmp_path) as url,
         serve(
             url,
             tmp_path,

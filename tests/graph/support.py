@@ -7,14 +7,11 @@ share one database (and one server) per module instead of one per test.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app.catalog import Catalog
 from app.config import AppConfig
@@ -22,7 +19,6 @@ from tests.conftest import (
     REPO,
     SHARED,
     ServerProcess,
-    _postgres_admin_url,
     catalog_config,
     free_port,
     settle,
@@ -30,32 +26,6 @@ from tests.conftest import (
 
 SAMPLE = REPO / "catalog" / "all.yaml"
 EXAMPLES = SHARED / "backstage" / "examples"
-
-
-@contextlib.contextmanager
-def scratch_database(directory: Path) -> Iterator[str]:
-    """An empty database of the kind the suite runs on (see tests/conftest.py)."""
-    admin = _postgres_admin_url()
-    if admin is None:
-        yield f"sqlite:///{directory / 'catalog.sqlite'}"
-        return
-    name = f"catalog_graph_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        engine.dispose()
 
 
 def ingest(database_url: str, locations: list[Any], **extra: Any) -> None:

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.graph.support import examples_location, scratch_database, serve
+from tests.conftest import fresh_database
+from tests.graph.support import examples_location, serve
 
 DATA = Path(__file__).parent / "data" / "catalog_graph_answers.json"
 RECORDED = json.loads(DATA.read_text())
@@ -76,7 +77,7 @@ def test_answers_match_the_real_plugin(scenario: str, tmp_path: Path) -> None:
     extra = {"catalogGraph": recorded["catalogGraph"]} if recorded["catalogGraph"] else {}
     mismatches = []
     compared = 0
-    with scratch_database(tmp_path) as url, serve(url, tmp_path, [location], **extra) as server:
+    with fresh_database(tmp_path) as url, serve(url, tmp_path, [location], **extra) as server:
         for answer in recorded["answers"]:
             response = requests.get(
                 f"{server.base}/api/catalog-graph/graph",

@@ -16,7 +16,8 @@ from app.errors import InputError, NotImplementedYetError
 from app.graph import export
 from app.graph.service import GraphService, GraphSettings
 from app.storage.database import Database
-from tests.graph.support import SAMPLE, ingest, scratch_database
+from tests.conftest import fresh_database
+from tests.graph.support import SAMPLE, ingest
 
 GATEWAY = "component:default/payments-gateway"
 
@@ -24,7 +25,7 @@ GATEWAY = "component:default/payments-gateway"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphService]:
     directory = tmp_path_factory.mktemp("sample")
-    with scratch_database(directory) as url:
+    with fresh_database(directory) as url:
         ingest(url, [SAMPLE])
         db = Database(url)
         try:

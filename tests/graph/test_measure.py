@@ -7,11 +7,12 @@ from pathlib import Path
 import requests
 
 from app.graph.measure import graph_figures, http_latency, update_visibility
-from tests.graph.support import SAMPLE, scratch_database, serve
+from tests.conftest import fresh_database
+from tests.graph.support import SAMPLE, serve
 
 
 def test_figures_latency_and_update_visibility(tmp_path: Path):
-    with scratch_database(tmp_path) as url, serve(url, tmp_path, [SAMPLE]) as server:
+    with fresh_database(tmp_path) as url, serve(url, tmp_path, [SAMPLE]) as server:
         figures = graph_figures(url)
         assert figures["entities"] > 100 and figures["edges"] > figures["entities"]
         assert 100_000 < figures["memoryBytes"] < 50_000_000

@@ -11,7 +11,8 @@ from app.errors import InputError, NotFoundError
 from app.graph import queries
 from app.graph.service import GraphService, GraphSettings
 from app.storage.database import Database
-from tests.graph.support import SAMPLE, ingest, scratch_database
+from tests.conftest import fresh_database
+from tests.graph.support import SAMPLE, ingest
 
 GATEWAY = "component:default/payments-gateway"
 POSTGRES = "resource:default/core-postgres"
@@ -25,7 +26,7 @@ CYCLE = [
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphService]:
     directory = tmp_path_factory.mktemp("sample")
-    with scratch_database(directory) as url:
+    with fresh_database(directory) as url:
         ingest(url, [SAMPLE])
         db = Database(url)
         try:
