@@ -85,13 +85,20 @@ def file_server(routes: dict[str, Route] | None = None) -> Iterator[FileServer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with running(Handler) as port:
+        server_state.port = port
+        yield server_state
+
+
+@contextmanager
+def running(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve ``handler`` on a free loopback port in a background thread; yield the port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    server_state.port = int(httpd.server_address[1])
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server_state
+        yield int(httpd.server_address[1])
     finally:
         httpd.shutdown()
         httpd.server_close()

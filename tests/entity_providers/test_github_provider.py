@@ -13,11 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +29,7 @@ from entity_providers.github import GithubEntityProvider, passes
 from tests.api.test_events import SECRET, sign
 from tests.conftest import component, final_entities_by_ref, settle
 from tests.gitrepos import Remote, git_daemon
+from tests.httpserver import running
 
 NAME = "github-provider:acme"
 PAGE_SIZE = 2
@@ -104,16 +104,9 @@ def github() -> Iterator[FakeGithub]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state.port = int(httpd.server_address[1])
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(Handler) as port:
+        state.port = port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture
