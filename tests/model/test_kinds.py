@@ -3,7 +3,6 @@
 import copy
 import json
 import random
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,8 +16,8 @@ from app.model import (
     validate_envelope,
 )
 from app.model.kinds import load_schemas
+from tests.conftest import SHARED
 
-SHARED = Path("/work/shared")
 EXAMPLES = SHARED / "backstage" / "examples"
 FIXTURE = SHARED / "conformance" / "fixture"
 GOLDEN = SHARED / "conformance" / "golden"
