@@ -17,8 +17,9 @@ from typing import Any
 
 from app.errors import CatalogError, NotFoundError
 from app.reading import Readers
-from app.reading.git import GitReader, GitTarget, GitUrlReader
+from app.reading.git import GitTarget
 from processors.base import CatalogProcessor, Emitter, LocationSpec, ProcessorCache
+from processors.git_target import GitLocator
 
 CACHE_KEY = "v1"
 CODEOWNERS_PATHS = ("/.github/CODEOWNERS", "/CODEOWNERS", "/docs/CODEOWNERS")
@@ -92,23 +93,8 @@ class CodeOwnersProcessor(CatalogProcessor):
     name = "CodeOwnersProcessor"
 
     def __init__(self, readers: Readers):
-        git = readers.get("git")
-        if not isinstance(git, GitReader):
-            raise CatalogError("The git reader is not registered")
-        self.git = git
-        url = readers.get("url")
-        self.urls = url if isinstance(url, GitUrlReader) else None
-
-    def _locate(self, location: LocationSpec) -> GitTarget | None:
-        try:
-            if location.type == "git":
-                return self.git.parse(location.target)
-            if location.type == "url" and self.urls is not None:
-                located = self.urls.locate(location.target)
-                return self.urls.split_ref(located) if located is not None else None
-        except CatalogError:
-            return None
-        return None
+        self.locator = GitLocator(readers)
+        self.git = self.locator.git
 
     def pre_process_entity(
         self,
@@ -124,13 +110,16 @@ class CodeOwnersProcessor(CatalogProcessor):
             return entity
         if kind.lower() not in KINDS:
             return entity
-        target = self._locate(location)
+        try:
+            target = self.locator.locate(location)
+        except CatalogError:
+            return entity  # a malformed target is the reader's error to report
         if target is None:
             return entity
         previous = cache.get(CACHE_KEY)
         previous = previous if isinstance(previous, dict) else {}
         try:
-            self.git.check_trust(target.repository)
+            target = self.locator.pin(target)
             commit = self.git.head(target.repository, target.ref)
             if previous.get("commit") == commit and previous.get("path") == target.path:
                 owner = previous.get("owner")

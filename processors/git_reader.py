@@ -20,15 +20,14 @@ from typing import Any
 from app.errors import CatalogError, InputError, NotFoundError
 from app.reading import Readers
 from app.reading.git import (
-    GitReader,
     GitTarget,
-    GitUrlReader,
     is_glob,
     refresh_key,
     resolve_relative,
     scm_annotations,
 )
 from processors.base import CatalogProcessor, Emitter, EntityParser, LocationSpec, ProcessorCache
+from processors.git_target import GitLocator
 from processors.placeholder import PlaceholderProcessor
 
 CACHE_KEY = "v1"
@@ -47,22 +46,11 @@ class GitReaderProcessor(CatalogProcessor):
 
     def __init__(self, readers: Readers):
         self.readers = readers
-        git = readers.get("git")
-        if not isinstance(git, GitReader):
-            raise CatalogError("The git reader is not registered")
-        self.git = git
-        url = readers.get("url")
-        self.urls = url if isinstance(url, GitUrlReader) else None
+        self.locator = GitLocator(readers)
+        self.git = self.locator.git
         self.resolvers = PlaceholderProcessor(readers).resolvers
 
     # -- reading ---------------------------------------------------------------------------
-
-    def locate(self, location: LocationSpec) -> GitTarget | None:
-        if location.type == "git":
-            return self.git.parse(location.target)
-        if location.type == "url" and self.urls is not None:
-            return self.urls.locate(location.target)
-        return None
 
     def read_location(
         self,
@@ -72,15 +60,13 @@ class GitReaderProcessor(CatalogProcessor):
         parser: EntityParser,
         cache: ProcessorCache,
     ) -> bool:
-        target = self.locate(location)
+        target = self.locator.locate(location)
         if target is None:
             return False
         previous = cache.get(CACHE_KEY)
         previous = previous if isinstance(previous, dict) else {}
         try:
-            self.git.check_trust(target.repository)
-            if target.form != "git" and self.urls is not None:
-                target = self.urls.split_ref(target)
+            target = self.locator.pin(target)
             commit = self.git.head(target.repository, target.ref)
         except NotFoundError as exc:
             if not optional:
@@ -181,7 +167,7 @@ class GitReaderProcessor(CatalogProcessor):
         self, location: LocationSpec, previous: dict[str, Any]
     ) -> GitTarget | None:
         """The target as last read: a blob URL's ref may have needed the server to split."""
-        target = self.locate(location)
+        target = self.locator.locate(location)
         ref = previous.get("ref")
         return target.with_ref(ref) if target is not None and isinstance(ref, str) else target
 
