@@ -81,10 +81,24 @@ class Emitter:
     #: Locations a processor asked the engine to read (e.g. a Location's targets).
     reads: list[LocationSpec] = field(default_factory=list)
 
+    #: Set by the engine through collect_with: takes each emitted entity at once.
+    collector: Callable[[EmittedEntity], None] | None = None
+
     def entity(
         self, location: LocationSpec, entity: Entity, *, location_key: Any = DEFAULT_LOCATION_KEY
     ) -> None:
-        self.entities.append(EmittedEntity(location, entity, location_key))
+        emitted = EmittedEntity(location, entity, location_key)
+        if self.collector is not None:
+            self.collector(emitted)
+        else:
+            self.entities.append(emitted)
+
+    def collect_with(self, collector: Callable[[EmittedEntity], None]) -> None:
+        """Hand the entities emitted so far, and every later one, to ``collector``."""
+        pending, self.entities = self.entities, []
+        for emitted in pending:
+            collector(emitted)
+        self.collector = collector
 
     def location(self, location: LocationSpec) -> None:
         self.locations.append(EmittedLocation(location))

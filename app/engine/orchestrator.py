@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import jsonutil
 from app.errors import ConflictError, InputError, NotAllowedError
 from app.model import (
     apply_entity_policies,
@@ -32,6 +33,8 @@ from app.model.locations import location_entity_for
 from processors.base import (
     DEFAULT_LOCATION_KEY,
     CatalogProcessor,
+    EmittedEntity,
+    EmittedLocation,
     Emitter,
     EntityParser,
     LocationSpec,
@@ -56,9 +59,15 @@ MAX_READS_PER_ENTITY = 10_000
 
 @dataclass
 class ChildEntity:
+    """An emitted child, kept as its JSON text: one Location may emit 100,000 of them."""
+
     ref: str
-    entity: dict[str, Any]
+    text: str
     location_key: str | None
+
+    @property
+    def entity(self) -> dict[str, Any]:
+        return jsonutil.loads(self.text)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -183,17 +192,20 @@ class Orchestrator:
                         f"Relation {relation.type} to {relation.target!r} contains a NUL character"
                     )
 
+            # From here on the entity is final: its children are checked and encoded as
+            # they are emitted, so a big Location never holds them all as objects.
+            collector = _ChildCollector(self.rules, entity, ref, origin)
+            emit.collect_with(collector.add)
             failed_locations = self._read_requested(emit, cache_for)
         except Exception as exc:
             return ProcessingOutcome(ok=False, errors=[e.error for e in emit.errors] + [exc])
 
-        errors: list[BaseException] = [e.error for e in emit.errors]
-        children = self._children(emit, entity, ref, origin, errors)
+        errors: list[BaseException] = [e.error for e in emit.errors] + collector.errors
         return ProcessingOutcome(
             ok=True,
             entity=entity,
             relations=_unique_relations(emit),
-            children=children,
+            children=collector.children(emit.locations),
             errors=errors,
             refresh_keys=sorted(set(emit.refresh_keys)),
             cache={key: c.collect() for key, c in caches.items() if c.collect()},
@@ -241,65 +253,76 @@ class Orchestrator:
                     failed.add(spec.ref)
         return failed
 
-    def _children(
-        self,
-        emit: Emitter,
-        parent: dict[str, Any],
-        parent_ref: str,
-        origin: LocationSpec,
-        errors: list[BaseException],
-    ) -> list[ChildEntity]:
+
+class _ChildCollector:
+    """Checks each entity a processor emits against the parent, and keeps it as JSON text.
+
+    Envelope, NUL and rule failures fail only that child (recorded in ``errors``); the
+    same entity twice from one parent: the later copy wins.
+    """
+
+    def __init__(
+        self, rules: RulesEnforcer, parent: dict[str, Any], parent_ref: str, origin: LocationSpec
+    ):
+        self.rules = rules
+        self.parent = parent
+        self.parent_ref = parent_ref
+        self.origin = origin
         parent_annotations = (parent.get("metadata") or {}).get("annotations") or {}
-        origin_ref = parent_annotations.get(ANNOTATION_ORIGIN_LOCATION) or origin.ref
-        by_ref: dict[str, ChildEntity] = {}
+        self.origin_ref = parent_annotations.get(ANNOTATION_ORIGIN_LOCATION) or origin.ref
+        self.errors: list[BaseException] = []
+        self._by_ref: dict[str, ChildEntity] = {}
 
-        for emitted_location in emit.locations:
-            generated = location_entity_for(emitted_location.location, parent)
-            key = generated["metadata"]["annotations"][ANNOTATION_LOCATION]
-            by_ref[entity_ref(generated)] = ChildEntity(entity_ref(generated), generated, key)
-
-        for item in emit.entities:
-            child = item.entity
-            try:
-                validate_envelope(child)
-            except Exception as exc:
-                log.warning("Envelope validation failed at %s: %s", item.location.ref, exc)
-                errors.append(exc)
-                continue
-            location_ref = stringify_location_ref(item.location.type, item.location.target)
-            metadata = child.get("metadata")
-            annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-            if annotations is None or isinstance(annotations, dict):
-                child = {
-                    **child,
-                    "metadata": {
-                        **child["metadata"],
-                        "annotations": {
-                            **(annotations or {}),
-                            ANNOTATION_ORIGIN_LOCATION: origin_ref,
-                            ANNOTATION_LOCATION: location_ref,
-                        },
+    def add(self, item: EmittedEntity) -> None:
+        child = item.entity
+        try:
+            validate_envelope(child)
+        except Exception as exc:
+            log.warning("Envelope validation failed at %s: %s", item.location.ref, exc)
+            self.errors.append(exc)
+            return
+        location_ref = stringify_location_ref(item.location.type, item.location.target)
+        metadata = child.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        if annotations is None or isinstance(annotations, dict):
+            child = {
+                **child,
+                "metadata": {
+                    **child["metadata"],
+                    "annotations": {
+                        **(annotations or {}),
+                        ANNOTATION_ORIGIN_LOCATION: self.origin_ref,
+                        ANNOTATION_LOCATION: location_ref,
                     },
-                }
-            ref = entity_ref(child)
-            if ref == parent_ref:
-                continue
-            if NUL in ref:
-                errors.append(
-                    InputError(f"Entity {ref!r} at {location_ref} contains a NUL character")
-                )
-                continue
-            if not self.rules.is_allowed(child, origin):
-                errors.append(
-                    _not_allowed(
-                        ref, location_ref, stringify_location_ref(origin.type, origin.target)
-                    )
-                )
-                continue
-            key = location_ref if item.location_key is DEFAULT_LOCATION_KEY else item.location_key
-            # The same entity twice from one parent: the later copy wins.
+                },
+            }
+        ref = entity_ref(child)
+        if ref == self.parent_ref:
+            return
+        if NUL in ref:
+            self.errors.append(
+                InputError(f"Entity {ref!r} at {location_ref} contains a NUL character")
+            )
+            return
+        if not self.rules.is_allowed(child, self.origin):
+            origin_ref = stringify_location_ref(self.origin.type, self.origin.target)
+            self.errors.append(_not_allowed(ref, location_ref, origin_ref))
+            return
+        key = location_ref if item.location_key is DEFAULT_LOCATION_KEY else item.location_key
+        self._by_ref.pop(ref, None)
+        self._by_ref[ref] = ChildEntity(ref, jsonutil.dumps(child), key)
+
+    def children(self, locations: list[EmittedLocation]) -> list[ChildEntity]:
+        """The generated Location entities first, then the emitted entities."""
+        by_ref: dict[str, ChildEntity] = {}
+        for emitted_location in locations:
+            generated = location_entity_for(emitted_location.location, self.parent)
+            key = generated["metadata"]["annotations"][ANNOTATION_LOCATION]
+            ref = entity_ref(generated)
+            by_ref[ref] = ChildEntity(ref, jsonutil.dumps(generated), key)
+        for ref, child in self._by_ref.items():
             by_ref.pop(ref, None)
-            by_ref[ref] = ChildEntity(ref, child, key)
+            by_ref[ref] = child
         return list(by_ref.values())
 
 

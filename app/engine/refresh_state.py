@@ -55,7 +55,8 @@ class Unprocessed:
     """An entity offered by a provider or emitted by a parent, before processing."""
 
     ref: str
-    entity: dict[str, Any]
+    #: None when only its text is kept (children emitted by a parent).
+    entity: dict[str, Any] | None
     location_key: str | None
     hash: str = ""
     text: str = ""
@@ -520,7 +521,7 @@ def write_results(
                 if claimed.has_processed:
                     stitch.add(claimed.entity_ref)
             continue
-        children = [Unprocessed(c.ref, c.entity, c.location_key) for c in outcome.children]
+        children = [Unprocessed(c.ref, None, c.location_key, text=c.text) for c in outcome.children]
         digest = result_hash_of(outcome, children)
         if digest == claimed.result_hash:
             if claimed.processed_at is None:
