@@ -180,7 +180,7 @@ def _run_query(
             rows, more = [], False
         elif cursor is None:
             rows, more = reader.query_page(
-                conn, node, order, text_filter, limit=limit, offset=offset
+                conn, node, order, text_filter, limit=limit, offset=offset, matches=total
             )
         else:
             last = cursor.order_field_values
@@ -192,6 +192,7 @@ def _run_query(
                 limit=limit,
                 after=(last[0], last[-1]),
                 backwards=cursor.is_previous,
+                matches=total,
             )
 
     page_info: dict[str, str] = {}

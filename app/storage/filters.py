@@ -15,7 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from app.storage.tables import final_entities, relations, search
 
@@ -89,8 +101,36 @@ def matching_ids(key: str, value_condition: Any = None) -> Select[Any]:
     return query
 
 
-def to_sql(node: Filter, entity_id_column: Any) -> ColumnElement[bool]:
-    """The condition that ``entity_id_column`` satisfies ``node``."""
+def _probe(key: str, entity_id_column: Any, value_condition: Any = None) -> ColumnElement[bool]:
+    """``EXISTS`` a row of ``key`` for this one entity (whose value satisfies the condition)."""
+    if key.startswith(RELATIONS_PREFIX):
+        owner = final_entities.alias()
+        relation = relations.alias()
+        query = (
+            select(literal(1))
+            .select_from(relation.join(owner, owner.c.entity_ref == relation.c.source_entity_ref))
+            .where(owner.c.entity_id == entity_id_column)
+            .where(func.lower(relation.c.type) == key[len(RELATIONS_PREFIX) :])
+        )
+        value = relation.c.target_entity_ref
+    else:
+        row = search.alias()
+        query = select(literal(1)).where(row.c.entity_id == entity_id_column, row.c.key == key)
+        value = row.c.value
+    if value_condition is not None:
+        query = query.where(value_condition(value))
+    return exists(query)
+
+
+def to_sql(node: Filter, entity_id_column: Any, *, probe: bool = False) -> ColumnElement[bool]:
+    """The condition that ``entity_id_column`` satisfies ``node``.
+
+    By default each leaf is an ``IN`` over every matching id, which suits a filter that
+    decides which rows there are. With ``probe``, each leaf is an ``EXISTS`` looked up
+    for one entity at a time, which suits walking another index and stopping early.
+    """
+    if probe:
+        return _probe_sql(node, entity_id_column)
     if isinstance(node, FieldIn):
         values = node.values
         if node.key.startswith(RELATIONS_PREFIX):
@@ -118,6 +158,30 @@ def to_sql(node: Filter, entity_id_column: Any) -> ColumnElement[bool]:
         if not node.items:
             return false()
         return or_(*(to_sql(item, entity_id_column) for item in node.items))
+    raise TypeError(f"Unknown filter node {node!r}")
+
+
+def _probe_sql(node: Filter, entity_id_column: Any) -> ColumnElement[bool]:
+    if isinstance(node, FieldIn):
+        values = node.values
+        if values is None:
+            return _probe(node.key, entity_id_column)
+        if len(values) == 1 and not node.key.startswith(RELATIONS_PREFIX):
+            return _probe(node.key, entity_id_column, lambda column: column == values[0])
+        return _probe(node.key, entity_id_column, lambda column: column.in_(values))
+    if isinstance(node, FieldPrefix):
+        pattern = _escape_like(node.prefix) + "%"
+        return _probe(node.key, entity_id_column, lambda column: column.like(pattern, escape="\\"))
+    if isinstance(node, Not):
+        return not_(_probe_sql(node.inner, entity_id_column))
+    if isinstance(node, AllOf):
+        if not node.items:
+            return true()
+        return and_(*(_probe_sql(item, entity_id_column) for item in node.items))
+    if isinstance(node, AnyOf):
+        if not node.items:
+            return false()
+        return or_(*(_probe_sql(item, entity_id_column) for item in node.items))
     raise TypeError(f"Unknown filter node {node!r}")
 
 
