@@ -12,6 +12,7 @@ exactly those pairs, so they are answered from it instead of being copied into
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,60 +130,44 @@ def to_sql(node: Filter, entity_id_column: Any, *, probe: bool = False) -> Colum
     decides which rows there are. With ``probe``, each leaf is an ``EXISTS`` looked up
     for one entity at a time, which suits walking another index and stopping early.
     """
+    if isinstance(node, FieldIn | FieldPrefix):
+        return _leaf(node, entity_id_column, probe)
+    if isinstance(node, Not):
+        return not_(to_sql(node.inner, entity_id_column, probe=probe))
+    if isinstance(node, AllOf):
+        if not node.items:
+            return true()
+        return and_(*(to_sql(item, entity_id_column, probe=probe) for item in node.items))
+    if isinstance(node, AnyOf):
+        if not node.items:
+            return false()
+        return or_(*(to_sql(item, entity_id_column, probe=probe) for item in node.items))
+    raise TypeError(f"Unknown filter node {node!r}")
+
+
+def _value_condition(node: FieldIn | FieldPrefix) -> Callable[[Any], Any] | None:
+    if isinstance(node, FieldPrefix):
+        pattern = _escape_like(node.prefix) + "%"
+        return lambda column: column.like(pattern, escape="\\")
+    values = node.values
+    if values is None:
+        return None
+    if len(values) == 1:
+        return lambda column: column == values[0]
+    return lambda column: column.in_(values)
+
+
+def _leaf(node: FieldIn | FieldPrefix, entity_id_column: Any, probe: bool) -> ColumnElement[bool]:
+    condition = _value_condition(node)
     if probe:
-        return _probe_sql(node, entity_id_column)
-    if isinstance(node, FieldIn):
-        values = node.values
-        if node.key.startswith(RELATIONS_PREFIX):
-            condition = None if values is None else (lambda column: column.in_(values))
-            return entity_id_column.in_(matching_ids(node.key, condition))
+        return _probe(node.key, entity_id_column, condition)
+    if isinstance(node, FieldIn) and not node.key.startswith(RELATIONS_PREFIX):
+        # Straight on search, so the (key, value, entity_id) index answers it alone.
         sub = select(search.c.entity_id).where(search.c.key == node.key)
-        if values is not None:
-            if len(values) == 1:
-                sub = sub.where(search.c.value == values[0])
-            else:
-                sub = sub.where(search.c.value.in_(values))
+        if condition is not None:
+            sub = sub.where(condition(search.c.value))
         return entity_id_column.in_(sub)
-    if isinstance(node, FieldPrefix):
-        pattern = _escape_like(node.prefix) + "%"
-        return entity_id_column.in_(
-            matching_ids(node.key, lambda column: column.like(pattern, escape="\\"))
-        )
-    if isinstance(node, Not):
-        return not_(to_sql(node.inner, entity_id_column))
-    if isinstance(node, AllOf):
-        if not node.items:
-            return true()
-        return and_(*(to_sql(item, entity_id_column) for item in node.items))
-    if isinstance(node, AnyOf):
-        if not node.items:
-            return false()
-        return or_(*(to_sql(item, entity_id_column) for item in node.items))
-    raise TypeError(f"Unknown filter node {node!r}")
-
-
-def _probe_sql(node: Filter, entity_id_column: Any) -> ColumnElement[bool]:
-    if isinstance(node, FieldIn):
-        values = node.values
-        if values is None:
-            return _probe(node.key, entity_id_column)
-        if len(values) == 1 and not node.key.startswith(RELATIONS_PREFIX):
-            return _probe(node.key, entity_id_column, lambda column: column == values[0])
-        return _probe(node.key, entity_id_column, lambda column: column.in_(values))
-    if isinstance(node, FieldPrefix):
-        pattern = _escape_like(node.prefix) + "%"
-        return _probe(node.key, entity_id_column, lambda column: column.like(pattern, escape="\\"))
-    if isinstance(node, Not):
-        return not_(_probe_sql(node.inner, entity_id_column))
-    if isinstance(node, AllOf):
-        if not node.items:
-            return true()
-        return and_(*(_probe_sql(item, entity_id_column) for item in node.items))
-    if isinstance(node, AnyOf):
-        if not node.items:
-            return false()
-        return or_(*(_probe_sql(item, entity_id_column) for item in node.items))
-    raise TypeError(f"Unknown filter node {node!r}")
+    return entity_id_column.in_(matching_ids(node.key, condition))
 
 
 def is_match_all(node: Filter | None) -> bool:
