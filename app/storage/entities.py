@@ -319,7 +319,6 @@ class _Segments:
     def __init__(self, conn: Connection, base: Any, sort: Any, ascending: bool):
         self.conn = conn
         self.base = base
-        self.sort = sort
         self.value = sort.c.value
         self.entity_id = sort.c.entity_id
         self.ascending = ascending
