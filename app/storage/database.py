@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,8 +52,11 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
         self.is_postgres = self.dialect == "postgresql"
+        #: Whether other processes can open this database (not SQLite in memory).
+        self.shared = True
         if self.is_sqlite:
             database = parsed.database or ""
+            self.shared = database not in ("", ":memory:")
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
@@ -66,6 +70,8 @@ class Database:
             self.write_lock = _sqlite_write_locks.setdefault(
                 os.path.abspath(database) if database else ":memory:", threading.RLock()
             )
+            self._file_lock = _FileLock(f"{database}.write-lock") if self.shared else None
+            self._busy_timeout = busy_timeout
         else:
             self.engine = create_engine(
                 self.url,
@@ -79,6 +85,7 @@ class Database:
                 connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
             )
             self.write_lock = threading.RLock()
+            self._file_lock = None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -86,17 +93,32 @@ class Database:
 
         On SQLite it starts with ``BEGIN IMMEDIATE``, taking the write lock up front, so
         a read-then-write (a claim) is atomic across processes too; threads of one
-        process queue on a Python lock first, which is cheaper than busy retries.
+        process queue on a Python lock first, then processes on a lock file: both are
+        taken the moment they are free, where SQLite's busy handler sleeps up to 100 ms
+        between tries.
         """
         with self.write_lock:
-            conn = self.engine.connect()
-            if self.is_sqlite:
-                conn = conn.execution_options(sqlite_immediate=True)
+            locked = self._file_lock is not None and self._file_lock.acquire(self._busy_timeout)
             try:
-                with conn.begin():
-                    yield conn
+                conn = self.engine.connect()
+                if self.is_sqlite:
+                    conn = conn.execution_options(sqlite_immediate=True)
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.close()
             finally:
-                conn.close()
+                if locked:
+                    assert self._file_lock is not None
+                    self._file_lock.release()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction: on SQLite every statement in it sees one snapshot of the
+        database, and it neither takes nor waits for the write lock."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
 
     def migrate(self) -> None:
         """Run Alembic migrations to head.
@@ -127,6 +149,45 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _FileLock:
+    """An exclusive lock on a file beside an SQLite database, for its writers in other
+    processes (ours: a stitching process, other workers). Advisory: a writer that does
+    not take it (the sqlite3 shell) still meets SQLite's own lock and busy timeout."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        """Wait for the lock (polling every few ms); False if it cannot be had in time,
+        or the file cannot be opened: the transaction then waits on SQLite's lock."""
+        if self._pid != os.getpid():  # a forked child has its own lock to take
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                log.warning("No write lock file %s (%s): SQLite's lock alone", self.path, exc)
+                self._fd = None
+            self._pid = os.getpid()
+        if self._fd is None:
+            return False
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.004)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(busy_timeout: float, dbapi_connection, _record) -> None:
