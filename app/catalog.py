@@ -18,6 +18,7 @@ from app.engine.engine import CatalogEngine, EngineSettings
 from app.engine.locations import LocationService
 from app.engine.parsing import parse_entities
 from app.engine.rules import RulesEnforcer
+from app.engine.stitch_process import StitcherProcess, StitcherSpec
 from app.engine.trust import TrustingOrchestrator
 from app.metrics import MeteredEngine
 from app.plugins import PROCESSORS_GROUP, PROVIDERS_GROUP, load_plugins
@@ -94,7 +95,9 @@ class Catalog:
             claim_lease=config.claim_lease,
         )
         # The engine with its batches counted and timed for /metrics.
-        engine = MeteredEngine(db, orchestrator, providers, settings)
+        engine = MeteredEngine(
+            db, orchestrator, providers, settings, stitcher=_stitcher(config, db)
+        )
         return cls(
             config=config,
             db=db,
@@ -137,3 +140,13 @@ class Catalog:
                 conn.execute(text("SELECT 1"))
             return True, "ok"
         return self.engine.is_ready()
+
+
+def _stitcher(config: AppConfig, db: Database) -> StitcherProcess | None:
+    """The stitching process a processing loop of this catalog would start, if any: not
+    for a database only this process can open (SQLite in memory)."""
+    if not config.stitch_process or not db.shared:
+        return None
+    return StitcherProcess(
+        StitcherSpec(db.url, config.database_busy_timeout, log_format=config.log_format)
+    )

@@ -204,6 +204,7 @@ class AppConfig:
         _ = (self.listen_host, self.listen_port, self.database_url, self.locations)
         _ = (self.rules, self.processing_interval, self.orphan_strategy, self.readonly)
         _ = (self.processing_enabled, self.claim_lease, self.database_busy_timeout)
+        _ = self.stitch_process
         _ = self.cors
         _ = (self.allowed_location_types, self.reading_allow, self.reading_timeout)
         _ = self.reading_max_bytes
@@ -304,6 +305,19 @@ class AppConfig:
         if not isinstance(enabled, bool):
             raise ConfigError(f"catalog.processing.enabled must be true or false, got {enabled!r}")
         return enabled
+
+    @property
+    def stitch_process(self) -> bool:
+        """``catalog.processing.stitchProcess``: whether a processing server stitches in
+        a child process of its own (on the second core) rather than in a thread."""
+        value = self.get("catalog.processing.stitchProcess")
+        if value is None:
+            return True
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"catalog.processing.stitchProcess must be true or false, got {value!r}"
+            )
+        return value
 
     @property
     def claim_lease(self) -> float:

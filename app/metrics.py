@@ -81,14 +81,9 @@ class MeteredEngine(CatalogEngine):
             FAILED.inc(max(0, self.stats.failed - failed))
         return count
 
-    def stitch_batch(self, queued_before: float | None = None) -> int:
-        stitched = self.stats.stitched
-        started = time.perf_counter()
-        count = super().stitch_batch(queued_before)
-        if count:
-            STITCH_SECONDS.observe(time.perf_counter() - started)
-            STITCHED.inc(max(0, self.stats.stitched - stitched))
-        return count
+    def stitch_done(self, changed: int, seconds: float) -> None:
+        STITCH_SECONDS.observe(seconds)
+        STITCHED.inc(max(0, changed))
 
 
 class CatalogCollector(Collector):

@@ -3,8 +3,11 @@
 One loop, safe to run in several processes against PostgreSQL: claim a batch of
 due entities (the claim pushes their next update out, so nobody else takes them),
 process them in memory, write all outcomes in one transaction that also queues the
-refs to stitch, then stitch queued refs in batches. Work is never lost on a crash:
+refs to stitch, then stitch queued refs in batches (leased the same way; in a server,
+in a process of its own, see :mod:`.stitch_process`). Work is never lost on a crash:
 an unfinished claim comes due again, and the stitch queue lives in the database.
+Hashes and texts are computed before a write transaction, not inside it: on SQLite
+there is one writer at a time, and the other side waits for whoever holds it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,14 @@ from . import refresh_state as rs
 from .changes import prune_changes
 from .orchestrator import Orchestrator
 from .provider_runs import ProviderRuns
-from .stitcher import claim_stitch_batch, stitch
+from .stitch_process import StitcherProcess
+from .stitcher import (
+    apply_stitch,
+    claim_stitch_batch,
+    held_stitch_claims,
+    plan_stitch,
+    release_stitch_claims,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +119,12 @@ class CatalogEngine:
         providers: list[EntityProvider],
         settings: EngineSettings | None = None,
         clock: Callable[[], float] = time.time,
+        stitcher: StitcherProcess | None = None,
     ):
+        """``stitcher``: once :meth:`start` runs the loop, stitching happens in that
+        child process instead of a thread (see :mod:`app.engine.stitch_process`)."""
         self.db = db
+        self.stitcher = stitcher
         self.orchestrator = orchestrator
         self.providers = providers
         self.settings = settings or EngineSettings()
@@ -219,6 +233,8 @@ class CatalogEngine:
         # or empty one ends that at once).
         full = len(claimed) >= self.settings.batch_size
         self._busy_until = self.clock() + self.settings.stitch_max_delay if full else 0.0
+        if self.stitcher is not None:
+            self.stitcher.busy_until(self._busy_until)
         if not claimed:
             return 0
         try:
@@ -230,6 +246,8 @@ class CatalogEngine:
                 self._abandoned.extend(claimed)
             raise
         self.stats.processed += written
+        if self.stitcher is not None:
+            self.stitcher.poke()
         return written
 
     def _release_abandoned(self) -> None:
@@ -273,6 +291,7 @@ class CatalogEngine:
         PostgreSQL may abort one of two writers that lock rows (children, stitch queue)
         in opposite orders: the loser's batch is written again at once.
         """
+        prepared = rs.prepare_results(results)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 now = self.clock()
@@ -285,7 +304,7 @@ class CatalogEngine:
                             len(claimed) - len(held),
                         )
                     ours = {row.entity_id for row in held}
-                    mine = [(row, outcome) for row, outcome in results if row.entity_id in ours]
+                    mine = [result for result in prepared if result.claimed.entity_id in ours]
                     to_stitch = rs.write_results(conn, mine, now)
                     rs.queue_stitch(self.db, conn, to_stitch, now)
                     rs.schedule_next(conn, held, now, self.settings.processing_interval)
@@ -297,14 +316,40 @@ class CatalogEngine:
         raise AssertionError("unreachable")
 
     def stitch_batch(self, queued_before: float | None = None) -> int:
-        """Stitch one batch of queued refs (only those queued before the given time, if
-        any); return how many refs were taken."""
-        now = self.clock()
+        """Stitch one batch of queued refs (only those queued before the given time, or
+        never stitched, if a time is given); return how many refs were taken.
+
+        The refs are leased in one short transaction, their final entities computed in a
+        read transaction, and only the results whose lease is intact stored in a third:
+        the computation, most of the work, holds no write lock (SQLite has one).
+        """
+        lease = self.settings.claim_lease
         with self.db.transaction() as conn:
-            refs = claim_stitch_batch(self.db, conn, self.settings.stitch_batch_size, queued_before)
-            if refs:
-                self.stats.stitched += stitch(self.db, conn, refs, now)
+            refs, until = claim_stitch_batch(
+                self.db, conn, self.settings.stitch_batch_size, self.clock(), lease, queued_before
+            )
+        if not refs:
+            return 0
+        try:
+            with self.db.snapshot() as conn:
+                plan = plan_stitch(conn, refs)
+            with self.db.transaction() as conn:
+                held = held_stitch_claims(self.db, conn, refs, until)
+                if len(held) < len(refs):
+                    # Queued again meanwhile: stitched again from the newer inputs.
+                    plan = plan.only(held)
+                self.stats.stitched += apply_stitch(conn, plan, self.clock())
+        except BaseException:
+            self._release_stitch_claims(refs, until)
+            raise
         return len(refs)
+
+    def _release_stitch_claims(self, refs: list[str], until: float) -> None:
+        try:
+            with self.db.transaction() as conn:
+                release_stitch_claims(conn, refs, until)
+        except Exception as exc:  # the lease ends on its own
+            log.warning("Could not release %d stitch claims: %s", len(refs), exc)
 
     def cleanup_orphans(self) -> int:
         """With ``orphanStrategy: delete``, remove entities no parent emits any more."""
@@ -369,6 +414,8 @@ class CatalogEngine:
             return False, "entity providers are not connected yet"
         if self.stats.last_error:
             return False, f"the processing loop is failing: {self.stats.last_error}"
+        if self.stitcher is not None and self.stitcher.last_error:
+            return False, f"the stitching process is failing: {self.stitcher.last_error}"
         with self.db.engine.connect() as conn:
             unprocessed, queued = rs.count_pending(conn)
         if unprocessed or queued:
@@ -387,6 +434,9 @@ class CatalogEngine:
         if self._threads:
             return
         self._stop.clear()
+        if self.stitcher is not None:
+            # Before any thread exists (the child is spawned, but still).
+            self.stitcher.start(self.settings)
         targets = [("catalog-engine", self._main_loop)] + [
             (f"catalog-processing-{i}", self._processing_loop)
             for i in range(max(1, self.settings.processing_threads))
@@ -402,6 +452,8 @@ class CatalogEngine:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        if self.stitcher is not None:
+            self.stitcher.stop(timeout)
 
     def _guarded(self, duty: Callable[[], int]) -> int:
         """Run one duty; a failure is logged and waited out, never fatal."""
@@ -436,17 +488,15 @@ class CatalogEngine:
 
     def _run_duties(self) -> int:
         """Stitching, orphan clean-up and scheduled providers (everything but processing)."""
-        # While batches keep coming, stitch only what waited long enough: the rest is
-        # likely to be touched again by the next batches.
-        cutoff = None
-        if self.clock() < self._busy_until:
-            cutoff = self.clock() - self.settings.stitch_max_delay
-        work = 0
-        while not self._stop.is_set():
-            taken = self.stitch_batch(cutoff)
-            work += taken
-            if taken < self.settings.stitch_batch_size:
-                break
+        stitcher = self.stitcher
+        if stitcher is not None and stitcher.running:
+            stitcher.ensure_running()
+            work = 0
+            for changed, seconds in stitcher.reports():
+                self.stats.stitched += changed
+                self.stitch_done(changed, seconds)
+        else:
+            work = self.stitch_pending(self._busy_until)
         now = self.clock()
         if now - self._last_orphan_cleanup >= self.settings.orphan_cleanup_interval:
             self._last_orphan_cleanup = now
@@ -455,6 +505,31 @@ class CatalogEngine:
                 prune_changes(conn)
         self._run_scheduled_providers(now)
         return work
+
+    def stitch_pending(self, busy_until: float) -> int:
+        """Stitch batches until the queue has no full batch left; return refs taken.
+
+        While processing is busy (full batches keep coming, until ``busy_until``), an
+        entity stitched before waits until it was queued ``stitch_max_delay`` ago: the
+        next batches are likely to touch it again.
+        """
+        cutoff = None
+        if self.clock() < busy_until:
+            cutoff = self.clock() - self.settings.stitch_max_delay
+        work = 0
+        while not self._stop.is_set():
+            stitched = self.stats.stitched
+            started = time.perf_counter()
+            taken = self.stitch_batch(cutoff)
+            if taken:
+                self.stitch_done(self.stats.stitched - stitched, time.perf_counter() - started)
+            work += taken
+            if taken < self.settings.stitch_batch_size:
+                break
+        return work
+
+    def stitch_done(self, changed: int, seconds: float) -> None:
+        """A batch was stitched (here or in the stitching process); for metrics."""
 
     def _processing_loop(self) -> None:
         while not self._stop.is_set():

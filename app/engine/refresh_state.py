@@ -83,21 +83,18 @@ def insert_ignore(db: Database, table: Any) -> Any:
 
 
 def queue_stitch(db: Database, conn: Connection, refs: Iterable[str], now: float) -> None:
+    """Queue ``refs`` for stitching. A ref already queued keeps its place (its
+    ``queued_at``) but loses its lease: whoever is stitching it computed from inputs this
+    transaction changes, and must not store that (see :mod:`app.engine.stitcher`)."""
     # Sorted: concurrent transactions then lock queue rows in one order and cannot
-    # deadlock on them (a set's order differs from process to process).
-    rows = [(ref, now) for ref in sorted(set(refs))]
-    if not db.is_postgres:
-        insert_ignore_rows(conn, "stitch_queue", ("entity_ref", "queued_at"), rows)
-        return
-    # Not DO NOTHING: a stitcher that claimed the existing row before our commit would
-    # stitch the old version, delete the row and leave our change unstitched. The
-    # (no-op) update locks the row instead: a stitcher skips it until we commit, or, if
-    # it holds the row already, we wait and insert it anew once it is gone.
+    # deadlock on them (a set's order differs from process to process). On PostgreSQL
+    # the update also locks the row: a stitcher's claim skips it until we commit, and a
+    # stitcher holding it (storing its result) makes us wait, then we clear its lease.
     execute_many(
         conn,
         "INSERT INTO stitch_queue (entity_ref, queued_at) VALUES (?, ?) "
-        "ON CONFLICT (entity_ref) DO UPDATE SET queued_at = stitch_queue.queued_at",
-        rows,
+        "ON CONFLICT (entity_ref) DO UPDATE SET claimed_until = NULL",
+        [(ref, now) for ref in sorted(set(refs))],
     )
 
 
@@ -504,30 +501,71 @@ def schedule_next(
     release_claims(conn, claimed, now, interval if interval is not None else (10**9, 10**9))
 
 
-def write_results(
-    conn: Connection, results: list[tuple[Claimed, ProcessingOutcome]], now: float
-) -> set[str]:
-    """Persist a batch of processing outcomes; return the refs to stitch."""
+@dataclass
+class PreparedResult:
+    """A processing outcome with the texts and hash its write needs, computed before the
+    write transaction (so that they do not hold SQLite's one write lock)."""
+
+    claimed: Claimed
+    outcome: ProcessingOutcome
+    #: The hash of the whole result (None for a failed entity).
+    digest: str | None = None
+    children: list[Unprocessed] = field(default_factory=list)
+    entity_text: str | None = None
+    #: The outcome's errors as stored (None: no errors).
+    errors_text: str | None = None
+    cache_text: str | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.digest is not None and self.digest == self.claimed.result_hash
+
+
+def _errors_text(errors: list[BaseException]) -> str | None:
+    return jsonutil.dumps([serialize_error(e) for e in errors]) if errors else None
+
+
+def prepare_results(results: list[tuple[Claimed, ProcessingOutcome]]) -> list[PreparedResult]:
+    prepared: list[PreparedResult] = []
+    for claimed, outcome in results:
+        if not outcome.ok:
+            errors = jsonutil.dumps([serialize_error(e) for e in outcome.errors])
+            prepared.append(PreparedResult(claimed, outcome, errors_text=errors))
+            continue
+        children = [Unprocessed(c.ref, None, c.location_key, text=c.text) for c in outcome.children]
+        result = PreparedResult(
+            claimed, outcome, digest=result_hash_of(outcome, children), children=children
+        )
+        if not result.unchanged:
+            result.entity_text = jsonutil.dumps(outcome.entity)
+            result.errors_text = _errors_text(outcome.errors)
+            result.cache_text = jsonutil.dumps(outcome.cache) if outcome.cache else None
+        prepared.append(result)
+    return prepared
+
+
+def write_results(conn: Connection, results: list[PreparedResult], now: float) -> set[str]:
+    """Persist a batch of prepared processing outcomes; return the refs to stitch."""
     stitch: set[str] = set()
     processed_marks: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
-    changed: list[tuple[Claimed, ProcessingOutcome, list[Unprocessed], str]] = []
+    changed: list[PreparedResult] = []
 
-    for claimed, outcome in results:
-        if not outcome.ok:
-            errors_text = jsonutil.dumps([serialize_error(e) for e in outcome.errors])
-            if errors_text != claimed.errors or claimed.processed_at is None:
-                failures.append({"b_id": claimed.entity_id, "b_errors": errors_text, "b_now": now})
+    for result in results:
+        claimed = result.claimed
+        if not result.outcome.ok:
+            if result.errors_text != claimed.errors or claimed.processed_at is None:
+                failures.append(
+                    {"b_id": claimed.entity_id, "b_errors": result.errors_text, "b_now": now}
+                )
                 if claimed.has_processed:
                     stitch.add(claimed.entity_ref)
             continue
-        children = [Unprocessed(c.ref, None, c.location_key, text=c.text) for c in outcome.children]
-        digest = result_hash_of(outcome, children)
-        if digest == claimed.result_hash:
+        if result.unchanged:
             if claimed.processed_at is None:
                 processed_marks.append({"b_id": claimed.entity_id, "b_now": now})
             continue
-        changed.append((claimed, outcome, children, digest))
+        changed.append(result)
 
     if failures:
         conn.execute(
@@ -546,17 +584,18 @@ def write_results(
     if not changed:
         return stitch
 
-    stitch |= _drop_emitted(conn, [claimed.entity_id for claimed, _, _, _ in changed])
+    stitch |= _drop_emitted(conn, [result.claimed.entity_id for result in changed])
 
     relation_rows: list[tuple[str, str, str, str]] = []
     key_rows: list[tuple[str, str]] = []
-    for claimed, outcome, _, _ in changed:
-        stitch.add(claimed.entity_ref)
-        for source, relation_type, target in outcome.relations:
-            relation_rows.append((claimed.entity_id, source, relation_type, target))
+    for result in changed:
+        entity_id = result.claimed.entity_id
+        stitch.add(result.claimed.entity_ref)
+        for source, relation_type, target in result.outcome.relations:
+            relation_rows.append((entity_id, source, relation_type, target))
             stitch.add(source)
-        for key in outcome.refresh_keys:
-            key_rows.append((claimed.entity_id, key))
+        for key in result.outcome.refresh_keys:
+            key_rows.append((entity_id, key))
     insert_rows(
         conn,
         "relations",
@@ -566,16 +605,18 @@ def write_results(
     insert_rows(conn, "refresh_keys", ("entity_id", "key"), key_rows)
 
     # Children of the whole batch: one lookup, then an upsert per parent (for conflicts).
-    all_children = [child for _, _, children, _ in changed for child in children]
+    all_children = [child for result in changed for child in result.children]
     existing = _existing(conn, [child.ref for child in all_children]) if all_children else {}
     updates: list[dict[str, Any]] = []
-    for claimed, outcome, children, digest in changed:
-        errors = list(outcome.errors)
-        if children or claimed.has_processed:
+    for result in changed:
+        claimed, outcome = result.claimed, result.outcome
+        errors_text = result.errors_text
+        if result.children or claimed.has_processed:
             upserted = upsert_unprocessed(
-                conn, children, now, source_ref=claimed.entity_ref, existing=existing
+                conn, result.children, now, source_ref=claimed.entity_ref, existing=existing
             )
-            errors.extend(upserted.conflicts)
+            if upserted.conflicts:
+                errors_text = _errors_text(list(outcome.errors) + upserted.conflicts)
             targets = set(upserted.accepted)
             if outcome.failed_locations:
                 targets |= _children_from(conn, claimed.entity_ref, outcome.failed_locations)
@@ -585,12 +626,10 @@ def write_results(
         updates.append(
             {
                 "b_id": claimed.entity_id,
-                "b_entity": jsonutil.dumps(outcome.entity),
-                "b_hash": digest,
-                "b_errors": jsonutil.dumps([serialize_error(e) for e in errors])
-                if errors
-                else None,
-                "b_cache": jsonutil.dumps(outcome.cache) if outcome.cache else None,
+                "b_entity": result.entity_text,
+                "b_hash": result.digest,
+                "b_errors": errors_text,
+                "b_cache": result.cache_text,
                 "b_now": now,
             }
         )

@@ -124,12 +124,14 @@ search = Table(
 )
 
 # Entity refs whose final form must be recomputed. A queue in the database so that
-# any process may stitch what another one processed.
+# any process may stitch what another one processed. A stitcher leases the rows it
+# works on (``claimed_until``); queueing a ref again clears its lease.
 stitch_queue = Table(
     "stitch_queue",
     metadata,
     Column("entity_ref", Text, primary_key=True),
     Column("queued_at", Float, nullable=False),
+    Column("claimed_until", Float),
 )
 
 # Locations registered through the API.

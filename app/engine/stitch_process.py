@@ -1,0 +1,188 @@
+"""Stitching in a process of its own, beside the one that processes and serves.
+
+Processing and stitching are both CPU-bound Python; in one process they take turns on
+one core (the GIL). A processing server therefore stitches in a child process: it is
+spawned, not forked, so it shares nothing with its parent but the database, where the
+two already meet (the stitch queue and its leases, see :mod:`app.engine.stitcher`).
+What the parent needs back travels over a queue: how much was stitched and how long
+it took (for ``/metrics``), and the child's last error (for readiness). The parent
+tells it through shared memory until when processing is busy (see
+``EngineSettings.stitch_max_delay``), restarts it if it dies, and takes it along when
+it dies itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import queue
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from .engine import EngineSettings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class StitcherSpec:
+    """What the child needs to open the database and log like its parent."""
+
+    database_url: str
+    busy_timeout: float
+    log_format: str = "text"
+
+
+class StitcherProcess:
+    """The parent's handle on its stitching child."""
+
+    def __init__(self, spec: StitcherSpec):
+        self.spec = spec
+        self._context = get_context("spawn")
+        self._busy_until = self._context.Value("d", 0.0, lock=False)
+        self._stop = self._context.Event()
+        self._wake = self._context.Event()
+        self._reports: Any = self._context.Queue()
+        self._process: Any = None
+        self._settings: EngineSettings | None = None
+        #: The child's last error, None while it works (readiness reports it).
+        self.last_error: str | None = None
+        self.restarts = 0
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
+    def start(self, settings: EngineSettings) -> None:
+        self._settings = settings
+        self._stop.clear()
+        self._process = self._context.Process(
+            target=run_stitcher,
+            args=(
+                self.spec,
+                settings,
+                logging.getLogger().getEffectiveLevel(),
+                os.getpid(),
+                self._busy_until,
+                self._stop,
+                self._wake,
+                self._reports,
+            ),
+            name="catalog-stitcher",
+            # Terminated when this process exits normally; PDEATHSIG covers the rest.
+            daemon=True,
+        )
+        self._process.start()
+        log.info("Stitching in process %d", self._process.pid)
+
+    def ensure_running(self) -> None:
+        """Start the child again if it died (an out-of-memory kill, say)."""
+        process = self._process
+        if process is None or process.is_alive() or self._stop.is_set():
+            return
+        self.last_error = f"the stitching process exited with status {process.exitcode}"
+        log.error(
+            "The stitching process %d exited (%s); starting a new one",
+            process.pid,
+            process.exitcode,
+        )
+        self.restarts += 1
+        assert self._settings is not None
+        self.start(self._settings)
+
+    def busy_until(self, until: float) -> None:
+        self._busy_until.value = until
+
+    def poke(self) -> None:
+        """There is new work in the queue: stop waiting for the next poll."""
+        self._wake.set()
+
+    def reports(self) -> Iterator[tuple[int, float]]:
+        """(entities changed, seconds) of each batch stitched since the last call."""
+        while True:
+            try:
+                report = self._reports.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                return
+            if report[0] == "stitched":
+                yield report[1], report[2]
+            else:
+                self.last_error = report[1]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies, SIGKILL included."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's exit handler remains
+        return
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        os._exit(0)
+
+
+def run_stitcher(
+    spec: StitcherSpec,
+    settings: EngineSettings,
+    level: int,
+    parent_pid: int,
+    busy_until: Any,
+    stop: Any,
+    wake: Any,
+    reports: Any,
+) -> None:
+    """The child: stitch whatever is queued until the parent says stop."""
+    _die_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group: the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+
+    from app.logs import configure_logging
+    from app.storage.database import Database
+
+    from .engine import CatalogEngine
+    from .orchestrator import Orchestrator
+
+    configure_logging(spec.log_format, level)
+
+    class ReportingEngine(CatalogEngine):
+        def stitch_done(self, changed: int, seconds: float) -> None:
+            reports.put(("stitched", changed, seconds))
+
+    db = Database(spec.database_url, busy_timeout=spec.busy_timeout, pool_size=2)
+    # Only ever stitches: there is nothing to process with.
+    engine = ReportingEngine(
+        db, cast(Orchestrator, None), [], replace(settings, processing_threads=0)
+    )
+    sent: str | None = None
+    try:
+        while not (stop.is_set() or terminated.is_set()):
+            work = engine._guarded(lambda: engine.stitch_pending(busy_until.value))
+            if engine.stats.last_error != sent:
+                sent = engine.stats.last_error
+                reports.put(("status", sent))
+            if work == 0:
+                wake.wait(settings.poll_interval)
+                wake.clear()
+    finally:
+        db.dispose()
