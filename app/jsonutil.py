@@ -22,9 +22,5 @@ def stable_dumps(value: Any) -> str:
     return _stable.encode(value)
 
 
-def stable_hash(value: Any) -> str:
-    return hashlib.sha1(stable_dumps(value).encode()).hexdigest()
-
-
 def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()

@@ -114,6 +114,17 @@ def settle(catalog: Catalog, timeout: float = 120.0) -> None:
     catalog.engine.run_until_idle(timeout)
 
 
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
 def write_yaml(path: Path, *documents: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump_all(list(documents), sort_keys=False))

@@ -425,10 +425,15 @@ def claim_due(
     ]
 
 
-def result_hash_of(outcome: ProcessingOutcome, children: list[Unprocessed]) -> str:
-    return jsonutil.stable_hash(
+def result_hash_of(
+    outcome: ProcessingOutcome, children: list[Unprocessed], entity_text: str
+) -> str:
+    """A hash of everything a processing result stores; ``entity_text`` is the entity as
+    stored. Processors build entities in a fixed key order, so hashing that text (not a
+    key-sorted copy) spares a second serialisation; a reordering would only cost one
+    needless write."""
+    rest = jsonutil.stable_dumps(
         {
-            "entity": outcome.entity,
             "relations": sorted(outcome.relations),
             "children": [(c.ref, c.hash, c.location_key) for c in children],
             "errors": [serialize_error(e) for e in outcome.errors],
@@ -437,6 +442,7 @@ def result_hash_of(outcome: ProcessingOutcome, children: list[Unprocessed]) -> s
             "cache": outcome.cache,
         }
     )
+    return jsonutil.text_hash(f"{entity_text}\x00{rest}")
 
 
 def _entity_id(row: Any) -> str:
@@ -533,11 +539,15 @@ def prepare_results(results: list[tuple[Claimed, ProcessingOutcome]]) -> list[Pr
             prepared.append(PreparedResult(claimed, outcome, errors_text=errors))
             continue
         children = [Unprocessed(c.ref, None, c.location_key, text=c.text) for c in outcome.children]
+        entity_text = jsonutil.dumps(outcome.entity)
         result = PreparedResult(
-            claimed, outcome, digest=result_hash_of(outcome, children), children=children
+            claimed,
+            outcome,
+            digest=result_hash_of(outcome, children, entity_text),
+            children=children,
         )
         if not result.unchanged:
-            result.entity_text = jsonutil.dumps(outcome.entity)
+            result.entity_text = entity_text
             result.errors_text = _errors_text(outcome.errors)
             result.cache_text = jsonutil.dumps(outcome.cache) if outcome.cache else None
         prepared.append(result)

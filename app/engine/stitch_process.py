@@ -7,12 +7,15 @@ two already meet (the stitch queue and its leases, see :mod:`app.engine.stitcher
 What the parent needs back travels over a queue: how much was stitched and how long
 it took (for ``/metrics``), and the child's last error (for readiness). The parent
 tells it through shared memory until when processing is busy (see
-``EngineSettings.stitch_max_delay``), restarts it if it dies, and takes it along when
-it dies itself.
+``EngineSettings.stitch_max_delay``), wakes it through a pipe, stops it with SIGTERM,
+restarts it if it dies, and takes it along when it dies itself. Nothing the two share
+has a lock the child could die holding (multiprocessing's Event has: a killed waiter
+leaves the next ``set()`` hanging), and a restarted child gets a new queue and pipe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -48,9 +51,9 @@ class StitcherProcess:
         self.spec = spec
         self._context = get_context("spawn")
         self._busy_until = self._context.Value("d", 0.0, lock=False)
-        self._stop = self._context.Event()
-        self._wake = self._context.Event()
-        self._reports: Any = self._context.Queue()
+        self._reports: Any = None
+        self._wake: Any = None
+        self._stopping = False
         self._process: Any = None
         self._settings: EngineSettings | None = None
         #: The child's last error, None while it works (readiness reports it).
@@ -63,7 +66,11 @@ class StitcherProcess:
 
     def start(self, settings: EngineSettings) -> None:
         self._settings = settings
-        self._stop.clear()
+        self._stopping = False
+        self._reports = self._context.Queue()
+        wake_reader, self._wake = self._context.Pipe(duplex=False)
+        # A full pipe means wake-ups are pending already: never wait to add one.
+        os.set_blocking(self._wake.fileno(), False)
         self._process = self._context.Process(
             target=run_stitcher,
             args=(
@@ -72,8 +79,7 @@ class StitcherProcess:
                 logging.getLogger().getEffectiveLevel(),
                 os.getpid(),
                 self._busy_until,
-                self._stop,
-                self._wake,
+                wake_reader,
                 self._reports,
             ),
             name="catalog-stitcher",
@@ -81,12 +87,13 @@ class StitcherProcess:
             daemon=True,
         )
         self._process.start()
+        wake_reader.close()
         log.info("Stitching in process %d", self._process.pid)
 
     def ensure_running(self) -> None:
         """Start the child again if it died (an out-of-memory kill, say)."""
         process = self._process
-        if process is None or process.is_alive() or self._stop.is_set():
+        if process is None or process.is_alive() or self._stopping:
             return
         self.last_error = f"the stitching process exited with status {process.exitcode}"
         log.error(
@@ -95,15 +102,22 @@ class StitcherProcess:
             process.exitcode,
         )
         self.restarts += 1
+        self._close_channels()
         assert self._settings is not None
         self.start(self._settings)
+
+    def _close_channels(self) -> None:
+        for channel in (self._wake, self._reports):
+            with contextlib.suppress(OSError, ValueError):
+                channel.close()
 
     def busy_until(self, until: float) -> None:
         self._busy_until.value = until
 
     def poke(self) -> None:
         """There is new work in the queue: stop waiting for the next poll."""
-        self._wake.set()
+        with contextlib.suppress(BlockingIOError, OSError, AttributeError):  # full, or none
+            self._wake.send_bytes(b"w")
 
     def reports(self) -> Iterator[tuple[int, float]]:
         """(entities changed, seconds) of each batch stitched since the last call."""
@@ -121,12 +135,14 @@ class StitcherProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        self._stop.set()
-        self._wake.set()
-        process.join(timeout)
+        self._stopping = True
+        if process.is_alive():
+            process.terminate()  # SIGTERM: it finishes the batch at hand, then exits
+            process.join(timeout)
         if process.is_alive():
             process.kill()
             process.join(5)
+        self._close_channels()
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -146,11 +162,10 @@ def run_stitcher(
     level: int,
     parent_pid: int,
     busy_until: Any,
-    stop: Any,
     wake: Any,
     reports: Any,
 ) -> None:
-    """The child: stitch whatever is queued until the parent says stop."""
+    """The child: stitch whatever is queued until SIGTERM."""
     _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -176,13 +191,19 @@ def run_stitcher(
     )
     sent: str | None = None
     try:
-        while not (stop.is_set() or terminated.is_set()):
+        # SIGTERM also ends a stitch_pending run between two batches.
+        def on_sigterm(*_: Any) -> None:
+            terminated.set()
+            engine._stop.set()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        while not terminated.is_set():
             work = engine._guarded(lambda: engine.stitch_pending(busy_until.value))
             if engine.stats.last_error != sent:
                 sent = engine.stats.last_error
                 reports.put(("status", sent))
-            if work == 0:
-                wake.wait(settings.poll_interval)
-                wake.clear()
+            if work == 0 and wake.poll(settings.poll_interval):
+                while wake.poll(0):
+                    wake.recv_bytes()
     finally:
         db.dispose()

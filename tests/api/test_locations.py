@@ -7,7 +7,6 @@ catalog (``all.yaml``) is trusted; API registrations may only read below the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 from app.model.locations import generated_location_name
-from tests.conftest import write_yaml
+from tests.conftest import wait_for, write_yaml
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -71,16 +70,6 @@ def serve(start_server, tree: Path) -> Callable[..., Any]:
         )
 
     return start
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def entity(base: str, ref: str) -> dict[str, Any] | None:

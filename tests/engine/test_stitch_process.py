@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +17,9 @@ from sqlalchemy import func, select
 from app.engine.engine import EngineSettings
 from app.engine.stitch_process import StitcherProcess, StitcherSpec
 from app.storage.tables import stitch_queue
-from tests.conftest import component, final_entities_by_ref, write_yaml
+from tests.conftest import component, final_entities_by_ref, wait_for, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def queued(catalog: Any) -> int:
