@@ -12,6 +12,7 @@ there is one writer at a time, and the other side waits for whoever holds it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -141,6 +142,8 @@ class CatalogEngine:
         self.provider_runs = ProviderRuns()
         # Claims of batches that failed after claiming, to release (see process_batch).
         self._abandoned: list[rs.Claimed] = []
+        # Stitch claims (refs, lease) of batches that failed, to release likewise.
+        self._abandoned_stitches: list[tuple[list[str], float]] = []
         self._abandoned_lock = threading.Lock()
 
     # -- providers -----------------------------------------------------------
@@ -323,6 +326,7 @@ class CatalogEngine:
         read transaction, and only the results whose lease is intact stored in a third:
         the computation, most of the work, holds no write lock (SQLite has one).
         """
+        self._release_abandoned_stitches()
         lease = self.settings.claim_lease
         with self.db.transaction() as conn:
             refs, until = claim_stitch_batch(
@@ -340,16 +344,28 @@ class CatalogEngine:
                     plan = plan.only(held)
                 self.stats.stitched += apply_stitch(conn, plan, self.clock())
         except BaseException:
-            self._release_stitch_claims(refs, until)
+            # As for processing claims (see process_batch): released as soon as the
+            # database lets us, not a lease later.
+            with self._abandoned_lock:
+                self._abandoned_stitches.append((refs, until))
+            with contextlib.suppress(Exception):
+                self._release_abandoned_stitches()
             raise
         return len(refs)
 
-    def _release_stitch_claims(self, refs: list[str], until: float) -> None:
+    def _release_abandoned_stitches(self) -> None:
+        with self._abandoned_lock:
+            abandoned, self._abandoned_stitches = self._abandoned_stitches, []
+        if not abandoned:
+            return
         try:
             with self.db.transaction() as conn:
-                release_stitch_claims(conn, refs, until)
-        except Exception as exc:  # the lease ends on its own
-            log.warning("Could not release %d stitch claims: %s", len(refs), exc)
+                for refs, until in abandoned:
+                    release_stitch_claims(conn, refs, until)
+        except BaseException:
+            with self._abandoned_lock:
+                self._abandoned_stitches.extend(abandoned)
+            raise
 
     def cleanup_orphans(self) -> int:
         """With ``orphanStrategy: delete``, remove entities no parent emits any more."""

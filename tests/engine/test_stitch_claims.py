@@ -165,3 +165,25 @@ def test_stitching_directly_takes_the_ref_from_a_stitcher_that_holds_it(settled)
         held = stitcher.held_stitch_claims(db, conn, refs, until)
         stitcher.apply_stitch(conn, plan.only(held), time.time())
     assert served_description(catalog) is None
+
+
+def test_a_claim_that_could_not_be_given_back_is_given_back_by_the_next_batch(settled, monkeypatch):
+    """The database went away mid-batch: releasing fails too, so the next batch (once
+    the database answers) releases the claim, instead of waiting for its lease."""
+    catalog = settled
+    set_processed_description(catalog, SVC, "v2")
+    release = stitcher.release_stitch_claims
+
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("app.engine.engine.plan_stitch", down)
+    monkeypatch.setattr("app.engine.engine.release_stitch_claims", down)
+    with pytest.raises(RuntimeError):
+        catalog.engine.stitch_batch()
+    [(ref, claimed_until)] = queue_rows(catalog).items()
+    assert ref == SVC and claimed_until is not None
+    monkeypatch.undo()
+    assert stitcher.release_stitch_claims is release
+    assert catalog.engine.stitch_batch() == 1
+    assert served_description(catalog) == "v2"
