@@ -91,6 +91,9 @@ def init_observability(app: Flask, catalog: Any, *, log_requests: bool = False) 
     registry = scrape_registry(CatalogCollector(catalog, graph_service))
 
     def metrics() -> Response:
+        engine = getattr(catalog, "engine", None)
+        if engine is not None:  # what the stitching process reported since the last poll
+            engine.absorb_stitch_reports()
         return Response(exposition(registry), mimetype=None, content_type=CONTENT_TYPE)
 
     app.add_url_rule("/metrics", "metrics", metrics, methods=["GET"])

@@ -145,6 +145,7 @@ class CatalogEngine:
         # Stitch claims (refs, lease) of batches that failed, to release likewise.
         self._abandoned_stitches: list[tuple[list[str], float]] = []
         self._abandoned_lock = threading.Lock()
+        self._reports_lock = threading.Lock()
 
     # -- providers -----------------------------------------------------------
 
@@ -507,10 +508,8 @@ class CatalogEngine:
         stitcher = self.stitcher
         if stitcher is not None and stitcher.running:
             stitcher.ensure_running()
+            self.absorb_stitch_reports()
             work = 0
-            for changed, seconds in stitcher.reports():
-                self.stats.stitched += changed
-                self.stitch_done(changed, seconds)
         else:
             work = self.stitch_pending(self._busy_until)
         now = self.clock()
@@ -543,6 +542,15 @@ class CatalogEngine:
             if taken < self.settings.stitch_batch_size:
                 break
         return work
+
+    def absorb_stitch_reports(self) -> None:
+        """Count what the stitching process reported it stitched (if it runs)."""
+        if self.stitcher is None or not self.stitcher.running:
+            return
+        with self._reports_lock:
+            for changed, seconds in self.stitcher.reports():
+                self.stats.stitched += changed
+                self.stitch_done(changed, seconds)
 
     def stitch_done(self, changed: int, seconds: float) -> None:
         """A batch was stitched (here or in the stitching process); for metrics."""

@@ -15,7 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.catalog import Catalog
 from app.config import AppConfig
-from tests.conftest import catalog_config, component, settle, shared_server, write_yaml
+from tests.conftest import (
+    catalog_config,
+    component,
+    settle,
+    shared_server,
+    wait_for,
+    write_yaml,
+)
 
 BY_NAME = "/api/catalog/entities/by-name/<kind>/<namespace>/<name>"
 
@@ -64,7 +71,13 @@ def test_request_latency_is_recorded_by_route_and_status(server):
 
 
 def test_processing_and_stitching_are_counted_and_timed(server):
-    text = requests.get(f"{server.base}/metrics").text
+    # The stitching process reports its batches a moment after committing them, so
+    # readiness may come first.
+    def scrape() -> str | None:
+        text = requests.get(f"{server.base}/metrics").text
+        return text if value(text, "catalog_entities_stitched_total") >= 3 else None
+
+    text = wait_for(scrape, timeout=10)
     assert value(text, "catalog_entities_processed_total") >= 4
     assert value(text, "catalog_entities_failed_total") >= 1  # the broken component
     assert value(text, "catalog_entities_stitched_total") >= 3
