@@ -16,11 +16,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 
 from app.model import entity_ref
@@ -51,6 +51,8 @@ from .stitcher import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: Tries to write one batch when PostgreSQL aborts it for a deadlock.
 WRITE_ATTEMPTS = 3
 # SQLSTATEs of transactions PostgreSQL aborted for a conflict with another one.
@@ -80,6 +82,33 @@ class EngineSettings:
     #: Seconds a claimed batch is reserved for its process; if that process dies, the
     #: batch comes due again after this long. Far above any batch's processing time.
     claim_lease: float = 60.0
+
+
+class _Abandoned(Generic[T]):
+    """Claims of batches that failed, given back as soon as the database lets us rather
+    than when their lease ends (a minute later, say, after the database came back)."""
+
+    def __init__(self) -> None:
+        self._items: list[T] = []
+        self._lock = threading.Lock()
+
+    def add(self, items: Iterable[T]) -> None:
+        with self._lock:
+            self._items.extend(items)
+
+    def release(self, db: Database, give_back: Callable[[Connection, list[T]], None]) -> int:
+        """Give every one back in one transaction; kept for the next try if that fails."""
+        with self._lock:
+            items, self._items = self._items, []
+        if not items:
+            return 0
+        try:
+            with db.transaction() as conn:
+                give_back(conn, items)
+        except BaseException:
+            self.add(items)
+            raise
+        return len(items)
 
 
 @dataclass
@@ -141,10 +170,9 @@ class CatalogEngine:
         self._provider_schedule: dict[str, float] = {}
         self.provider_runs = ProviderRuns()
         # Claims of batches that failed after claiming, to release (see process_batch).
-        self._abandoned: list[rs.Claimed] = []
+        self._abandoned: _Abandoned[rs.Claimed] = _Abandoned()
         # Stitch claims (refs, lease) of batches that failed, to release likewise.
-        self._abandoned_stitches: list[tuple[list[str], float]] = []
-        self._abandoned_lock = threading.Lock()
+        self._abandoned_stitches: _Abandoned[tuple[list[str], float]] = _Abandoned()
         self._reports_lock = threading.Lock()
 
     # -- providers -----------------------------------------------------------
@@ -246,8 +274,7 @@ class CatalogEngine:
         except BaseException:
             # Left alone, the rows would wait for the lease to end (a minute) after, say,
             # the database came back; the next round releases them (if it can by then).
-            with self._abandoned_lock:
-                self._abandoned.extend(claimed)
+            self._abandoned.add(claimed)
             raise
         self.stats.processed += written
         if self.stitcher is not None:
@@ -255,18 +282,11 @@ class CatalogEngine:
         return written
 
     def _release_abandoned(self) -> None:
-        with self._abandoned_lock:
-            abandoned, self._abandoned = self._abandoned, []
-        if not abandoned:
-            return
-        try:
-            with self.db.transaction() as conn:
-                rs.release_claims(conn, abandoned, self.clock(), None)
-        except BaseException:
-            with self._abandoned_lock:
-                self._abandoned.extend(abandoned)
-            raise
-        log.info("Released %d claimed entities of a failed batch", len(abandoned))
+        released = self._abandoned.release(
+            self.db, lambda conn, rows: rs.release_claims(conn, rows, self.clock(), None)
+        )
+        if released:
+            log.info("Released %d claimed entities of a failed batch", released)
 
     def _process(self, claimed: list[rs.Claimed]) -> list[tuple[rs.Claimed, Any]]:
         results = []
@@ -347,26 +367,18 @@ class CatalogEngine:
         except BaseException:
             # As for processing claims (see process_batch): released as soon as the
             # database lets us, not a lease later.
-            with self._abandoned_lock:
-                self._abandoned_stitches.append((refs, until))
+            self._abandoned_stitches.add([(refs, until)])
             with contextlib.suppress(Exception):
                 self._release_abandoned_stitches()
             raise
         return len(refs)
 
     def _release_abandoned_stitches(self) -> None:
-        with self._abandoned_lock:
-            abandoned, self._abandoned_stitches = self._abandoned_stitches, []
-        if not abandoned:
-            return
-        try:
-            with self.db.transaction() as conn:
-                for refs, until in abandoned:
-                    release_stitch_claims(conn, refs, until)
-        except BaseException:
-            with self._abandoned_lock:
-                self._abandoned_stitches.extend(abandoned)
-            raise
+        def give_back(conn: Connection, claims: list[tuple[list[str], float]]) -> None:
+            for refs, until in claims:
+                release_stitch_claims(conn, refs, until)
+
+        self._abandoned_stitches.release(self.db, give_back)
 
     def cleanup_orphans(self) -> int:
         """With ``orphanStrategy: delete``, remove entities no parent emits any more."""
