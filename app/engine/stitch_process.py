@@ -21,9 +21,8 @@ import logging
 import os
 import queue
 import signal
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any, cast
 
@@ -169,8 +168,6 @@ def run_stitcher(
     _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    terminated = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
 
     from app.logs import configure_logging
     from app.storage.database import Database
@@ -185,19 +182,14 @@ def run_stitcher(
             reports.put(("stitched", changed, seconds))
 
     db = Database(spec.database_url, busy_timeout=spec.busy_timeout, pool_size=2)
-    # Only ever stitches: there is nothing to process with.
-    engine = ReportingEngine(
-        db, cast(Orchestrator, None), [], replace(settings, processing_threads=0)
-    )
+    # Only ever stitches (start() is never called): there is nothing to process with.
+    engine = ReportingEngine(db, cast(Orchestrator, None), [], settings)
+    # SIGTERM ends the loop, and a stitch_pending run between two batches. (Before this,
+    # the default action ends the process: it has not touched the database yet.)
+    signal.signal(signal.SIGTERM, lambda *_: engine._stop.set())
     sent: str | None = None
     try:
-        # SIGTERM also ends a stitch_pending run between two batches.
-        def on_sigterm(*_: Any) -> None:
-            terminated.set()
-            engine._stop.set()
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-        while not terminated.is_set():
+        while not engine._stop.is_set():
             work = engine._guarded(lambda: engine.stitch_pending(busy_until.value))
             if engine.stats.last_error != sent:
                 sent = engine.stats.last_error

@@ -163,8 +163,7 @@ class StitchPlan:
     """What stitching some refs will write: computed from a read, stored by
     :func:`apply_stitch`."""
 
-    refs: list[str]
-    #: (entity_id, entity_ref, hash, final_entity, now-less) rows of new final entities.
+    #: (entity_id, entity_ref, hash, final_entity) of new ones (apply_stitch adds the time).
     inserts: list[tuple[str, str, str, str]] = field(default_factory=list)
     #: (hash, final_entity, entity_id) of changed ones.
     updates: list[tuple[str, str, str]] = field(default_factory=list)
@@ -179,7 +178,6 @@ class StitchPlan:
         """The part of this plan that concerns ``refs``."""
         ids = {entity_id for entity_id, ref in self.changed.items() if ref in refs}
         return StitchPlan(
-            refs=[ref for ref in self.refs if ref in refs],
             inserts=[row for row in self.inserts if row[0] in ids],
             updates=[row for row in self.updates if row[2] in ids],
             search_inserts=[row for row in self.search_inserts if row[0] in ids],
@@ -199,7 +197,7 @@ def plan_stitch(conn: Connection, refs: list[str]) -> StitchPlan:
             [source.entity_id for source in sources],
         )
     )
-    plan = StitchPlan(refs=list(refs), missing=missing)
+    plan = StitchPlan(missing=missing)
     new_rows: dict[str, list[SearchRow]] = {}
     for source in sources:
         digest = source.digest()

@@ -57,7 +57,7 @@ class Database:
         if self.is_sqlite:
             database = parsed.database or ""
             self.shared = database not in ("", ":memory:")
-            if database and database != ":memory:":
+            if self.shared:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
                 self.url,
@@ -137,7 +137,7 @@ class Database:
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
         database = make_url(self.url).database if self.is_sqlite else None
-        if not database or database == ":memory:":
+        if not database or not self.shared:
             yield
             return
         with open(f"{database}.migrate-lock", "a") as handle:
