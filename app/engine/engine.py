@@ -330,6 +330,7 @@ class CatalogEngine:
                     ours = {row.entity_id for row in held}
                     mine = [result for result in prepared if result.claimed.entity_id in ours]
                     to_stitch = rs.write_results(conn, mine, now)
+                    to_stitch = rs.worth_stitching(self.db, conn, to_stitch)
                     rs.queue_stitch(self.db, conn, to_stitch, now)
                     rs.schedule_next(conn, held, now, self.settings.processing_interval)
                 return len(held)

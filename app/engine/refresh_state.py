@@ -98,6 +98,25 @@ def queue_stitch(db: Database, conn: Connection, refs: Iterable[str], now: float
     )
 
 
+def worth_stitching(db: Database, conn: Connection, refs: set[str]) -> set[str]:
+    """``refs`` less those of entities not processed yet: a first processing queues its
+    entity anyway, and the stitch then sees what this transaction wrote.
+
+    That holds where writers take turns (SQLite: one write transaction at a time). On
+    PostgreSQL the entity's processing may commit, and be stitched, between our look
+    and our commit, and the stitch would miss our rows: there every ref is queued.
+    """
+    if db.is_postgres or not refs:
+        return refs
+    pending = select_in(
+        conn,
+        "SELECT entity_ref FROM refresh_state "
+        "WHERE processed_entity IS NULL AND entity_ref IN ({in})",
+        refs,
+    )
+    return refs.difference(row[0] for row in pending)
+
+
 @dataclass
 class _Known:
     """What an upsert needs to know of an existing row; kept current within a batch."""

@@ -187,3 +187,37 @@ def test_a_claim_that_could_not_be_given_back_is_given_back_by_the_next_batch(se
     assert stitcher.release_stitch_claims is release
     assert catalog.engine.stitch_batch() == 1
     assert served_description(catalog) == "v2"
+
+
+def test_entities_not_processed_yet_are_not_queued_for_stitching(make_catalog, tmp_path):
+    """A location's new children, and relation peers not processed yet, are stitched
+    after their own processing (which queues them), not also before it: on SQLite, where
+    writers take turns. PostgreSQL queues them all (see rs.worth_stitching)."""
+    team = {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Group",
+        "metadata": {"name": "team-a"},
+        "spec": {"type": "team", "children": []},
+    }
+    catalog = make_catalog([write_yaml(tmp_path / "catalog.yaml", described("svc", "v1"), team)])
+    db = catalog.db
+    assert catalog.engine.process_batch() == 1  # the configured location only
+    children = {SVC, "group:default/team-a"}
+    with db.transaction() as conn:
+        queued = set(queue_rows(catalog))
+        kept = rs.worth_stitching(db, conn, children | {"component:default/elsewhere"})
+    if db.is_postgres:
+        assert children <= queued
+        assert kept == children | {"component:default/elsewhere"}
+    else:
+        assert not children & queued
+        # Unknown refs are kept: nothing says they will be stitched otherwise.
+        assert kept == {"component:default/elsewhere"}
+
+    settle(catalog)
+    served = final_entities_by_ref(catalog)
+    relations = {(r["type"], r["targetRef"]) for r in served["group:default/team-a"]["relations"]}
+    assert ("ownerOf", SVC) in relations
+    assert served_description(catalog) == "v1"
+    with db.transaction() as conn:
+        assert rs.worth_stitching(db, conn, children) == children
