@@ -45,6 +45,11 @@ WALK_RELATIONS = frozenset({"dependencyOf", "apiConsumedBy", "providesApi", "par
 
 # (key, description) in the order the report shows them.
 QUERY_KINDS = (
+    (
+        "http_floor",
+        "GET /.backstage/health/v1/liveness: no catalog work at all, what any request "
+        "costs through this client and the server's HTTP stack",
+    ),
     ("by_name", "GET /entities/by-name (random entity)"),
     ("by_query", "GET /entities/by-query kind=component, 50, first page"),
     ("by_query_cursor", "GET /entities/by-query following nextCursor"),
@@ -91,6 +96,8 @@ class Request:
     path: str
     params: list[tuple[str, str]] = field(default_factory=list)
     body: Any = None
+    #: ``path`` is relative to the server's root, not to the catalog's base URL.
+    from_root: bool = False
 
 
 def build_requests(catalog: SyntheticCatalog, count: int, seed: int) -> dict[str, list[Request]]:
@@ -106,6 +113,8 @@ def build_requests(catalog: SyntheticCatalog, count: int, seed: int) -> dict[str
 
     page = [("filter", "kind=component"), ("limit", str(PAGE_SIZE))]
     page.append(("orderField", "metadata.name,asc"))
+    liveness = Request("GET", "/.backstage/health/v1/liveness", from_root=True)
+    plan["http_floor"] = [liveness for _ in range(count)]
     plan["by_name"] = [by_name() for _ in range(count)]
     plan["by_query"] = [Request("GET", "/entities/by-query", list(page)) for _ in range(count)]
     plan["by_refs"] = [
@@ -223,8 +232,9 @@ class Timing:
 
 
 def _send(session: requests.Session, base: str, request: Request) -> requests.Response:
+    prefix = graph_root(base) if request.from_root else base
     return session.request(
-        request.method, base + request.path, params=request.params, json=request.body, timeout=300
+        request.method, prefix + request.path, params=request.params, json=request.body, timeout=300
     )
 
 
