@@ -109,7 +109,7 @@ class LocationService:
         existed = False
         with self._lock:
             try:
-                with self.db.write_lock, self.db.engine.begin() as conn:
+                with self.db.transaction() as conn:
                     row = table.find_location(conn, location_type, target)
                     if row is not None:
                         if on_conflict != "refresh":
@@ -153,7 +153,7 @@ class LocationService:
         self._check_readable(location_type, target)
         with self._lock:
             try:
-                with self.db.write_lock, self.db.engine.begin() as conn:
+                with self.db.transaction() as conn:
                     if table.find_location(conn, location_type, target, except_id=location_id):
                         raise ConflictError(f"Location {location_type}:{target} already exists")
                     row = table.update_location(conn, location_id, location_type, target)
@@ -167,7 +167,7 @@ class LocationService:
     def delete(self, location_id: str) -> None:
         """``DELETE /locations/{id}``: the Location entity and what only it emitted go now."""
         with self._lock:
-            with self.db.write_lock, self.db.engine.begin() as conn:
+            with self.db.transaction() as conn:
                 row = table.delete_location(conn, location_id)
             if row is None:
                 raise NotFoundError(f"Found no location with ID {location_id}")

@@ -40,7 +40,7 @@ def delete_entity_by_uid(engine: CatalogEngine, uid: str) -> bool:
     its next processing, under a new uid. Returns False when no entity has that uid.
     """
     now = engine.clock()
-    with engine.db.write_lock, engine.db.engine.begin() as conn:
+    with engine.db.transaction() as conn:
         ref = conn.execute(
             select(refresh_state.c.entity_ref).where(refresh_state.c.entity_id == uid)
         ).scalar()

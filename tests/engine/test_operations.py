@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from app.engine import operations
 from app.errors import InputError, NotFoundError
@@ -141,3 +144,30 @@ def test_dry_run_processes_depth_first_from_the_last_child(make_catalog, tree):
     again = {**entity, "spec": {"type": "file", "target": str(tree / "twice.yaml")}}
     with pytest.raises(InputError, match="Duplicate nested entity: component:default/leaf"):
         operations.dry_run(catalog.orchestrator, again)
+
+
+def test_a_delete_waits_for_a_writer_in_another_process(make_catalog, tree, database_url):
+    """SQLite: a write API call takes the write lock before it reads. Begun as a plain
+    read, it could not become a write once another process (the stitching process, say)
+    had committed meanwhile: "database is locked", a 500, whatever the busy timeout."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite only: its one write lock across processes")
+    catalog = make_catalog([tree / "all.yaml"])
+    settle(catalog)
+    uid = final_entities_by_ref(catalog)["component:default/leaf"]["metadata"]["uid"]
+
+    path = make_url(database_url).database
+    other = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute(
+        "UPDATE refresh_state SET next_update_at = next_update_at + 1 "
+        "WHERE entity_ref = 'component:default/other-leaf'"
+    )
+    committer = threading.Timer(0.5, other.execute, ("COMMIT",))
+    committer.start()
+    try:
+        assert operations.delete_entity_by_uid(catalog.engine, uid) is True
+    finally:
+        committer.join()
+        other.close()
+    assert "component:default/leaf" not in final_entities_by_ref(catalog)
