@@ -186,11 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
-    from app import import_modules
-
     _metrics_directory(args.workers)
     _gunicorn_errors_as_envelopes()
-    import_modules()
 
     class CatalogLogger(Logger):  # type: ignore[misc]
         """gunicorn's own records in our format (and request ids on its access lines)."""
