@@ -350,6 +350,16 @@ def component(name: str, namespace: str | None = None, **spec: Any) -> dict[str,
     }
 
 
+def group(name: str, **spec: Any) -> dict[str, Any]:
+    """A valid Group (a team with no children) with ``spec`` overrides."""
+    return {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Group",
+        "metadata": {"name": name},
+        "spec": {"type": "team", "children": [], **spec},
+    }
+
+
 def location(name: str, *targets: str, **spec: Any) -> dict[str, Any]:
     """A Location entity with relative or absolute ``targets``."""
     return {

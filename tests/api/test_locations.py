@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from app.model.locations import generated_location_name
-from tests.conftest import wait_for, write_yaml
+from tests.conftest import group, wait_for, write_yaml
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -26,15 +26,6 @@ def component(name: str, **spec: Any) -> dict[str, Any]:
         "kind": "Component",
         "metadata": {"name": name},
         "spec": {"type": "service", "lifecycle": "production", "owner": "team-a", **spec},
-    }
-
-
-def group(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "backstage.io/v1alpha1",
-        "kind": "Group",
-        "metadata": {"name": name},
-        "spec": {"type": "team", "children": []},
     }
 
 

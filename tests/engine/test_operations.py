@@ -18,19 +18,11 @@ from tests.conftest import (
     component,
     final_entities_by_ref,
     generated_location_ref,
+    group,
     location,
     settle,
     write_yaml,
 )
-
-
-def group(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "backstage.io/v1alpha1",
-        "kind": "Group",
-        "metadata": {"name": name},
-        "spec": {"type": "team", "children": []},
-    }
 
 
 @pytest.fixture

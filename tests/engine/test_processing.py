@@ -18,6 +18,7 @@ from tests.conftest import (
     final_entities_by_ref,
     force_due,
     generated_location_ref,
+    group,
     location,
     processing_errors,
     reprocess,
@@ -25,15 +26,6 @@ from tests.conftest import (
     status_messages,
     write_yaml,
 )
-
-
-def group(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "backstage.io/v1alpha1",
-        "kind": "Group",
-        "metadata": {"name": name},
-        "spec": {"type": "team", "children": [], **spec},
-    }
 
 
 def user(name: str, *member_of: str) -> dict[str, Any]:

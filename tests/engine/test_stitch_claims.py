@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from app.engine import refresh_state as rs
 from app.engine import stitcher
 from app.storage.tables import refresh_state, stitch_queue
-from tests.conftest import component, final_entities_by_ref, settle, write_yaml
+from tests.conftest import component, final_entities_by_ref, group, settle, write_yaml
 
 SVC = "component:default/svc"
 
@@ -193,13 +193,9 @@ def test_entities_not_processed_yet_are_not_queued_for_stitching(make_catalog, t
     """A location's new children, and relation peers not processed yet, are stitched
     after their own processing (which queues them), not also before it: on SQLite, where
     writers take turns. PostgreSQL queues them all (see rs.worth_stitching)."""
-    team = {
-        "apiVersion": "backstage.io/v1alpha1",
-        "kind": "Group",
-        "metadata": {"name": "team-a"},
-        "spec": {"type": "team", "children": []},
-    }
-    catalog = make_catalog([write_yaml(tmp_path / "catalog.yaml", described("svc", "v1"), team)])
+    catalog = make_catalog(
+        [write_yaml(tmp_path / "catalog.yaml", described("svc", "v1"), group("team-a"))]
+    )
     db = catalog.db
     assert catalog.engine.process_batch() == 1  # the configured location only
     children = {SVC, "group:default/team-a"}
