@@ -62,9 +62,22 @@ class RecordingProcessor(CatalogProcessor):
         self.slow_version = config.get("slowVersion")
         self.slow_seconds = float(config.get("slowSeconds", 0))
         self.slow_marker = config.get("slowMarker")
+        self.freeze_when = config.get("freezeWhen")
+        self.frozen_marker = config.get("frozenMarker")
 
     def pre_process_entity(self, entity, location, emit, origin, cache):
         _started.at = time.time()
+        if self.freeze_when and os.path.exists(self.freeze_when):
+            # Asked to freeze: say which entity this process holds (claimed, mid-batch),
+            # then never finish it; the test kills the process.
+            metadata = entity["metadata"]
+            namespace = metadata.get("namespace", "default")
+            ref = f"{entity['kind']}:{namespace}/{metadata['name']}".lower()
+            with open(self.frozen_marker + ".tmp", "w") as marker:
+                marker.write(f"{ref} {os.getpid()}")
+            os.rename(self.frozen_marker + ".tmp", self.frozen_marker)
+            while True:
+                time.sleep(60)
         if self.delay:
             time.sleep(self.delay)
         annotations = entity["metadata"].get("annotations") or {}
@@ -108,7 +121,9 @@ def install_recorder(directory: Path) -> Path:
     Servers load it when their config has ``catalog.processors.testRecorder:
     {file: <path>, delaySeconds: <seconds spent in each entity>}``; with ``slowVersion``,
     ``slowSeconds`` and ``slowMarker``, the first processing of an entity of that
-    version anywhere creates the marker file (holding its pid) and lasts that long.
+    version anywhere creates the marker file (holding its pid) and lasts that long; with
+    ``freezeWhen`` and ``frozenMarker``, once the first file exists, the next entity the
+    process handles is written to the marker ("ref pid") and never finished.
     """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "catalog_test_recorder.py").write_text(RECORDER_MODULE)
@@ -227,15 +242,16 @@ def processed_count(url: str) -> int:
 
 
 def claims(url: str) -> dict[str, float]:
-    """The claimed rows: entity id -> until when."""
+    """The claimed rows: entity ref -> until when."""
 
     def read(conn: Any) -> dict[str, float]:
         rows = conn.execute(
             text(
-                "SELECT entity_id, claimed_until FROM refresh_state WHERE claimed_until IS NOT NULL"
+                "SELECT entity_ref, claimed_until FROM refresh_state "
+                "WHERE claimed_until IS NOT NULL"
             )
         )
-        return {entity_id: until for entity_id, until in rows}
+        return {ref: until for ref, until in rows}
 
     result: dict[str, float] = _query(url, read)
     return result

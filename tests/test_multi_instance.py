@@ -8,7 +8,8 @@ a processor plugin that records every processing (tests/multiproc.py):
   up served in their last version (no lost update), and the graph answers the same
   everywhere;
 * one instance with three gunicorn workers: the same, the workers sharing the loop;
-* two instances ingest 20,000 entities and one is killed (SIGKILL) at ~30%: the other
+* two instances ingest 20,000 entities and one is killed (SIGKILL) at ~30%, in the
+  middle of a claimed batch: the other takes that batch over when its lease ends,
   finishes, and the catalog equals a single-process run's;
 * API-only replicas (``--no-processing``) serve what the processing instances wrote
   and never process anything themselves.
@@ -249,26 +250,36 @@ def test_the_survivor_of_two_instances_finishes_the_catalog(
     site = install_recorder(tmp_path / "site")
     record = tmp_path / "processing.log"
     lease = {"processing": {"claimLease": {"seconds": LEASE_SECONDS}}}
-    victim, survivor = (
-        start(
-            servers, database_url, tmp_path, synthetic.root, site=site, record=record, catalog=lease
-        )
-        for _ in range(2)
+    # The victim is killed mid-batch: once `freeze` exists, its processing stops inside
+    # an entity of a claimed batch and names it in `frozen`.
+    freeze, frozen = tmp_path / "freeze", tmp_path / "frozen"
+    victim = start(
+        servers,
+        database_url,
+        tmp_path,
+        synthetic.root,
+        site=site,
+        recorder={"file": str(record), "freezeWhen": str(freeze), "frozenMarker": str(frozen)},
+        catalog=lease,
+    )
+    survivor = start(
+        servers, database_url, tmp_path, synthetic.root, site=site, record=record, catalog=lease
     )
     for server in (victim, survivor):
         wait_alive(server)
     wait_for(lambda: processed_count(database_url) >= 0.3 * N_FAULT, 180, "30% processed", 0.05)
     victim_processed = metric(victim.base, PROCESSED)
+    freeze.touch()
+    wait_for(frozen.exists, 60, "the victim stops mid-batch", 0.05)
+    held, victim_pid = frozen.read_text().split()
     victim.kill()
-    killed_at = time.monotonic()
+    killed_at, killed_at_wall = time.monotonic(), time.time()
     at_kill = processed_count(database_url)
-    # The survivor's claims last a batch (about a second); claims still unchanged a few
-    # seconds after the kill were the victim's, and wait for their lease to end.
-    before = claims(database_url)
-    time.sleep(3)
-    after = claims(database_url)
-    orphaned = {entity for entity, lease in after.items() if before.get(entity) == lease}
-    assert orphaned, "the victim held no claim when killed: nothing was tested"
+    # The victim's batch stays claimed (one lease for the whole batch) until the lease
+    # ends: nobody processes it meanwhile.
+    leases = claims(database_url)
+    assert leases.get(held, 0) > killed_at_wall, f"{held}: not claimed at the kill"
+    orphaned = {ref for ref, until in leases.items() if until == leases[held]}
 
     wait_for(lambda: settled(database_url), 180, "the survivor settles the catalog")
     recovered = time.monotonic() - killed_at
@@ -281,6 +292,11 @@ def test_the_survivor_of_two_instances_finishes_the_catalog(
     check_settled_catalog(database_url, synthetic, synthetic_entities(synthetic))
     records = read_records(record)
     assert overlapping(records) == []
+    # The survivor processed the victim's batch once its lease ended.
+    retaken = [r for r in records if r.ref in orphaned and r.start >= killed_at_wall]
+    assert {r.ref for r in retaken} == orphaned
+    assert all(r.pid != int(victim_pid) for r in retaken)
+    assert min(r.start for r in retaken) >= leases[held]
     survivor_processed = metric(survivor.base, PROCESSED)
     print(
         f"20,000 entities: reference run {reference_seconds:.1f} s; victim killed at "
