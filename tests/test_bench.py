@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from app.bench import run_benchmark, runner
-from app.bench.queries import GRAPH_KINDS, QUERY_KINDS, build_graph_requests, graph_root
+from app.bench.queries import (
+    GRAPH_KINDS,
+    QUERY_KINDS,
+    build_graph_requests,
+    graph_root,
+    server_duration_ms,
+)
 from app.bench.runner import format_table
 from app.bench.servers import CatalogServer
 from app.bench.synthetic import (
@@ -215,6 +221,7 @@ def test_bench_end_to_end_with_a_second_server(tmp_path: Path, capsys) -> None:
         "by_query first request (ms)",
         "graph memory (MB)",
         "update visible to graph, median (ms)",
+        "by_name in the server, median (ms)",
     ):
         assert row in out, row
     assert "GRAPH (" in out and "resource:default/shared-postgres" in out
@@ -247,6 +254,12 @@ def test_bench_end_to_end_with_a_second_server(tmp_path: Path, capsys) -> None:
             if key not in ("by_query_cursor", "dependents_walk"):  # no warm-up request
                 assert summary["first_ms"] > 0, key
                 assert 1 <= summary["distinct_requests"] <= 5, key
+            # Both are ours: each request says what it cost in the server (a walk is
+            # many requests, and gets no such figure).
+            if key == "dependents_walk":
+                assert "server_median_ms" not in summary
+            else:
+                assert 0 < summary["server_median_ms"] < summary["median_ms"], key
 
     graph = ours["graph"]
     assert ours["queries"]["by_query"]["distinct_requests"] == 1  # a repeated request
@@ -333,6 +346,21 @@ def test_table_compares_a_catalog_without_graph_api() -> None:
     assert "a changed relation visible after 4 ms median" in notes
     assert "graph 1.5 MB for 1,002 nodes" in notes
     assert "takes 200.0 ms median" in notes and "(40x)" in notes
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("app;dur=0.734", 0.734),
+        ('db;dur=2, app;desc="catalog";dur=12.5', 12.5),
+        ("app", None),
+        ("app;dur=soon", None),
+        ("cache;dur=1", None),
+        ("", None),
+    ],
+)
+def test_server_timing_header(header: str, expected: float | None) -> None:
+    assert server_duration_ms(header) == expected
 
 
 def test_waiting_for_a_quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -205,10 +205,14 @@ class Timing:
     first_ms: float | None = None  # the untimed warm-up request (cold caches)
     found: int | None = None  # the client-side walk: dependents found
     distinct: int | None = None  # distinct requests among those timed
+    # What the server says it spent (``Server-Timing: app;dur=``), where it says so.
+    server_ms: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.samples_ms)
         extra: dict[str, Any] = {}
+        if self.server_ms:
+            extra["server_median_ms"] = round(statistics.median(self.server_ms), 3)
         if self.first_ms is not None:
             extra["first_ms"] = round(self.first_ms, 3)
         if self.found is not None:
@@ -248,7 +252,26 @@ def _timed(session: requests.Session, base: str, request: Request, timing: Timin
         return None
     timing.samples_ms.append(elapsed)
     timing.bytes += len(body)
+    server = server_duration_ms(response.headers.get("Server-Timing", ""))
+    if server is not None:
+        timing.server_ms.append(server)
     return response
+
+
+def server_duration_ms(header: str) -> float | None:
+    """The ``app`` metric's ``dur`` of a ``Server-Timing`` header, if there is one."""
+    for metric in header.split(","):
+        name, _, params = metric.strip().partition(";")
+        if name.strip() != "app":
+            continue
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur":
+                try:
+                    return float(value)
+                except ValueError:
+                    return None
+    return None
 
 
 def run_queries(

@@ -66,6 +66,12 @@ def test_a_request_line_carries_id_method_path_status_and_duration(json_server):
     assert 0 < line["duration"] < 10
 
 
+def test_a_response_says_how_long_the_catalog_took(json_server):
+    response = requests.get(f"{json_server.catalog_url}/entities?limit=1")
+    name, duration = response.headers["Server-Timing"].split(";dur=")
+    assert name == "app" and 0 < float(duration) < 10_000
+
+
 @pytest.mark.parametrize(
     "hostile",
     ["", "a" * 129, "two words", "semi;colon", "new\u2028line", "<script>", "ünïcode"],
