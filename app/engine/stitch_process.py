@@ -7,14 +7,20 @@ two already meet (the stitch queue and its leases, see :mod:`app.engine.stitcher
 What the parent needs back travels over a queue: how much was stitched and how long
 it took (for ``/metrics``), and the child's last error (for readiness). The parent
 tells it through shared memory until when processing is busy (see
-``EngineSettings.stitch_max_delay``), wakes it through a pipe, stops it with SIGTERM,
-restarts it if it dies, and takes it along when it dies itself. Nothing the two share
-has a lock the child could die holding (multiprocessing's Event has: a killed waiter
-leaves the next ``set()`` hanging), and a restarted child gets a new queue and pipe.
+``EngineSettings.stitch_max_delay``), wakes it through a pipe, stops it with SIGUSR1
+(when it exits, too), restarts it if it dies, and takes it along when it dies itself.
+
+The child ignores SIGTERM and SIGINT: a service manager stopping the server (systemd's
+default ``KillMode=control-group``) or Ctrl-C in a terminal signals the whole process
+group, and a child that obeyed would only be restarted by a parent still finishing
+its requests. Nothing the two share has a lock the child could die holding
+(multiprocessing's Event has: a killed waiter leaves the next ``set()`` hanging), and
+a restarted child gets a new queue and pipe.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import logging
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+#: How the parent tells the child to stop (see the module's docstring).
+STOP_SIGNAL = signal.SIGUSR1
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class StitcherProcess:
         #: The child's last error, None while it works (readiness reports it).
         self.last_error: str | None = None
         self.restarts = 0
+        self._stop_at_exit = False
 
     @property
     def running(self) -> bool:
@@ -66,6 +75,11 @@ class StitcherProcess:
     def start(self, settings: EngineSettings) -> None:
         self._settings = settings
         self._stopping = False
+        if not self._stop_at_exit:
+            # Before multiprocessing's own exit handler (registered earlier, so run
+            # later), which would send the SIGTERM the child ignores and wait forever.
+            atexit.register(self.stop)
+            self._stop_at_exit = True
         self._reports = self._context.Queue()
         wake_reader, self._wake = self._context.Pipe(duplex=False)
         # A full pipe means wake-ups are pending already: never wait to add one.
@@ -136,7 +150,8 @@ class StitcherProcess:
             return
         self._stopping = True
         if process.is_alive():
-            process.terminate()  # SIGTERM: it finishes the batch at hand, then exits
+            with contextlib.suppress(ProcessLookupError):  # it finishes its batch, exits
+                os.kill(process.pid, STOP_SIGNAL)
             process.join(timeout)
         if process.is_alive():
             process.kill()
@@ -164,10 +179,11 @@ def run_stitcher(
     wake: Any,
     reports: Any,
 ) -> None:
-    """The child: stitch whatever is queued until SIGTERM."""
-    _die_with_parent(parent_pid)
-    # Ctrl-C reaches the whole process group: the parent decides when we stop.
+    """The child: stitch whatever is queued until its parent says stop (STOP_SIGNAL)."""
+    # Signals for the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
 
     from app.logs import configure_logging
     from app.storage.database import Database
@@ -184,9 +200,9 @@ def run_stitcher(
     db = Database(spec.database_url, busy_timeout=spec.busy_timeout, pool_size=2)
     # Only ever stitches (start() is never called): there is nothing to process with.
     engine = ReportingEngine(db, cast(Orchestrator, None), [], settings)
-    # SIGTERM ends the loop, and a stitch_pending run between two batches. (Before this,
-    # the default action ends the process: it has not touched the database yet.)
-    signal.signal(signal.SIGTERM, lambda *_: engine._stop.set())
+    # The stop signal ends the loop, and a stitch_pending run between two batches.
+    # (Before this, its default action ends the process: no database work begun yet.)
+    signal.signal(STOP_SIGNAL, lambda *_: engine._stop.set())
     sent: str | None = None
     try:
         while not engine._stop.is_set():

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.engine.engine import EngineSettings
 from app.engine.stitch_process import StitcherProcess, StitcherSpec
 from app.storage.tables import stitch_queue
-from tests.conftest import component, final_entities_by_ref, wait_for, write_yaml
+from tests.conftest import component, final_entities_by_ref, launch_server, wait_for, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -147,3 +147,59 @@ def test_a_failing_stitching_process_makes_the_catalog_unready(make_catalog, tmp
         False,
         "the stitching process is failing: database is locked",
     )
+
+
+def test_signals_for_its_process_group_leave_its_stop_to_its_parent(
+    make_catalog, stitcher, tmp_path: Path
+):
+    """SIGTERM and SIGINT (a service manager or Ctrl-C stopping the whole group) do not
+    stop the child; its parent's stop() does, at once."""
+    path = write_yaml(tmp_path / "catalog.yaml", component("before"))
+    catalog = make_catalog([path])
+    child = stitcher(catalog)
+    # The handlers are set once it stitched something.
+    process_only(catalog)
+    wait_for(lambda: "component:default/before" in final_entities_by_ref(catalog))
+
+    for sent in (signal.SIGTERM, signal.SIGINT):
+        os.kill(child._process.pid, sent)
+    write_yaml(path, component("before"), component("after"))
+    catalog.engine.schedule_now(
+        [ref for ref in final_entities_by_ref(catalog) if ref.startswith("location:")]
+    )
+    process_only(catalog)
+    wait_for(lambda: "component:default/after" in final_entities_by_ref(catalog))
+    assert child._process.is_alive()
+
+    process = child._process
+    child.stop(timeout=10)
+    assert process.exitcode == 0  # stopped by its parent's signal, not killed
+
+
+def test_a_server_stopped_as_a_process_group_stops_once(database_url: str, tmp_path: Path):
+    """``kill -TERM -<pgid>`` (systemd's default way to stop a service): every process of
+    the server ends, and the stitching process is not restarted on the way out."""
+    server = launch_server(
+        database_url,
+        tmp_path,
+        [write_yaml(tmp_path / "catalog.yaml", component("svc"))],
+        new_session=True,
+    )
+    try:
+        tree = descendants(server.process.pid)
+        assert len(tree) >= 2, tree  # the worker, its stitching process (and helpers)
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(30)
+        wait_for(lambda: not any(alive(pid) for pid in tree), timeout=15)
+    finally:
+        if server.process.poll() is None:
+            server.kill()
+        server.stop()
+    log = server.log_path.read_text()
+    assert "Stitching in process" in log and "starting a new one" not in log, log[-3000:]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [p for child in children for p in (int(child), *descendants(int(child)))]
