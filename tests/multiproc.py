@@ -70,11 +70,8 @@ class RecordingProcessor(CatalogProcessor):
         if self.freeze_when and os.path.exists(self.freeze_when):
             # Asked to freeze: say which entity this process holds (claimed, mid-batch),
             # then never finish it; the test kills the process.
-            metadata = entity["metadata"]
-            namespace = metadata.get("namespace", "default")
-            ref = f"{entity['kind']}:{namespace}/{metadata['name']}".lower()
             with open(self.frozen_marker + ".tmp", "w") as marker:
-                marker.write(f"{ref} {os.getpid()}")
+                marker.write(f"{_ref(entity)} {os.getpid()}")
             os.rename(self.frozen_marker + ".tmp", self.frozen_marker)
             while True:
                 time.sleep(60)
@@ -93,12 +90,9 @@ class RecordingProcessor(CatalogProcessor):
         return entity
 
     def post_process_entity(self, entity, location, emit, cache):
-        metadata = entity["metadata"]
-        namespace = metadata.get("namespace", "default")
-        ref = f"{entity['kind']}:{namespace}/{metadata['name']}".lower()
-        version = (metadata.get("annotations") or {}).get(VERSION_ANNOTATION, "-")
+        version = (entity["metadata"].get("annotations") or {}).get(VERSION_ANNOTATION, "-")
         line = (
-            f"{ref} {os.getpid()} {threading.get_ident()} {_started.at!r} {time.time()!r} "
+            f"{_ref(entity)} {os.getpid()} {threading.get_ident()} {_started.at!r} {time.time()!r} "
             f"{version}\\n"
         )
         # One write(2) per line on an O_APPEND file: lines of several processes never mix.
@@ -108,6 +102,12 @@ class RecordingProcessor(CatalogProcessor):
         finally:
             os.close(fd)
         return entity
+
+
+def _ref(entity):
+    metadata = entity["metadata"]
+    namespace = metadata.get("namespace", "default")
+    return f"{entity['kind']}:{namespace}/{metadata['name']}".lower()
 
 
 def factory(context):
