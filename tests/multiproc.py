@@ -47,6 +47,7 @@ import os
 import threading
 import time
 
+from app.model.refs import entity_ref
 from processors.base import CatalogProcessor
 
 VERSION_ANNOTATION = "test.example/version"
@@ -71,7 +72,7 @@ class RecordingProcessor(CatalogProcessor):
             # Asked to freeze: say which entity this process holds (claimed, mid-batch),
             # then never finish it; the test kills the process.
             with open(self.frozen_marker + ".tmp", "w") as marker:
-                marker.write(f"{_ref(entity)} {os.getpid()}")
+                marker.write(f"{entity_ref(entity)} {os.getpid()}")
             os.rename(self.frozen_marker + ".tmp", self.frozen_marker)
             while True:
                 time.sleep(60)
@@ -92,8 +93,8 @@ class RecordingProcessor(CatalogProcessor):
     def post_process_entity(self, entity, location, emit, cache):
         version = (entity["metadata"].get("annotations") or {}).get(VERSION_ANNOTATION, "-")
         line = (
-            f"{_ref(entity)} {os.getpid()} {threading.get_ident()} {_started.at!r} {time.time()!r} "
-            f"{version}\\n"
+            f"{entity_ref(entity)} {os.getpid()} {threading.get_ident()} "
+            f"{_started.at!r} {time.time()!r} {version}\\n"
         )
         # One write(2) per line on an O_APPEND file: lines of several processes never mix.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -102,12 +103,6 @@ class RecordingProcessor(CatalogProcessor):
         finally:
             os.close(fd)
         return entity
-
-
-def _ref(entity):
-    metadata = entity["metadata"]
-    namespace = metadata.get("namespace", "default")
-    return f"{entity['kind']}:{namespace}/{metadata['name']}".lower()
 
 
 def factory(context):
